@@ -1,0 +1,119 @@
+/**
+ * Running a rewrite into a new file: writer, executor, fsync, verification and
+ * atomic publication, in that order. Also the dry-run twin that only counts.
+ */
+import {
+  bitmapBytes, sparseFileSize, sparseLayout, fixedFileSize,
+  type DynamicHeader, type Footer,
+} from '../format/index.js';
+import type { FileSystem } from '../io/fsys.js';
+import { writeAtomically } from '../io/atomic.js';
+import type { ChainResolver } from '../chain/resolve.js';
+import type { TaskRunner } from '../parallel/pool.js';
+import type { RewriteSpec } from '../plan/units.js';
+import type { ProgressSink } from '../progress.js';
+import { locatorSpace, type LocatorData } from '../vhd/build.js';
+import { FixedWriter, SparseWriter } from '../vhd/writer.js';
+import { DigestLog } from './digestLog.js';
+import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
+import { verifyWritten } from './verify.js';
+
+export interface OutputPlan {
+  type: OutputType;
+  /** Footer to write (UUID, sizes, creator...); data offset and checksum are set by the writer. */
+  footer: Footer;
+  /** Header template for sparse outputs. */
+  header?: DynamicHeader;
+  locators: LocatorData[];
+  /** 4096 (Hyper-V) or 512 (packed). */
+  align: number;
+}
+
+export interface RunContext {
+  fs: FileSystem;
+  runner: TaskRunner;
+  progress: ProgressSink;
+  signal?: AbortSignal;
+}
+
+/** The size of the output file when `blocksStored` blocks are stored. */
+export function plannedSize(plan: OutputPlan, blocksStored: number): number {
+  if (plan.type === 'fixed') return fixedFileSize(plan.footer.currentSize);
+  const h = plan.header!;
+  const layout = sparseLayout({
+    maxTableEntries: h.maxTableEntries, blockSize: h.blockSize,
+    locatorSpaces: plan.locators.map((l) => locatorSpace(l.data.length)), align: plan.align,
+  });
+  return sparseFileSize(layout, blocksStored, h.blockSize);
+}
+
+/** Counts what a rewrite would keep, reading and comparing but writing nothing. */
+export async function dryRunRewrite(ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan): Promise<{ stats: RewriteStats; size: number }> {
+  ctx.progress.start('comparing', spec.virtualSize);
+  try {
+    const stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, bitmapBytes: bitmapBytes(spec.blockSize) }, { progress: ctx.progress, signal: ctx.signal });
+    return { stats, size: plannedSize(plan, stats.blocksStored) };
+  } finally {
+    ctx.progress.done();
+  }
+}
+
+export interface WriteResult {
+  stats: RewriteStats;
+  size: number;
+  published: boolean;
+}
+
+/**
+ * Writes the rewrite to `target` atomically. `decide(stats, size)` may veto
+ * publication after verification (the target is then left untouched).
+ */
+export async function writeRewrite(
+  ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
+  atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean },
+): Promise<WriteResult> {
+  const digests = new DigestLog();
+  let stats: RewriteStats | null = null;
+  let size = 0;
+  let written: { footer: Footer; bat?: SparseWriter['bat']; header?: DynamicHeader } | null = null;
+  let published = true;
+  await writeAtomically(ctx.fs, target, async (file) => {
+    ctx.progress.start('writing', spec.virtualSize);
+    try {
+      if (plan.type === 'fixed') {
+        const w = new FixedWriter(file, plan.footer);
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: 'fixed', fixed: w, bitmapBytes: 0 }, { progress: ctx.progress, signal: ctx.signal, digests });
+        const r = await w.finish();
+        size = r.size;
+        written = { footer: r.footer };
+      } else {
+        const w = new SparseWriter(file, { footer: plan.footer, header: plan.header!, locators: plan.locators, align: plan.align });
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, sparse: w, bitmapBytes: w.layout.bitmapBytes }, { progress: ctx.progress, signal: ctx.signal, digests });
+        const r = await w.finish();
+        size = r.size;
+        written = { footer: r.footer, header: r.header, bat: w.bat };
+      }
+    } finally {
+      ctx.progress.done();
+    }
+  }, {
+    replace: atomic.replace,
+    mode: atomic.mode,
+    verify: async (temp) => {
+      ctx.progress.start('verifying', 0);
+      try {
+        await verifyWritten(ctx.fs, temp, ctx.runner, {
+          footer: written!.footer, bat: written!.bat, blockSize: written!.header?.blockSize,
+          parentUniqueId: written!.header?.parentUniqueId ?? null, fileSize: size, digests,
+        });
+      } finally {
+        ctx.progress.done();
+      }
+    },
+    shouldPublish: () => {
+      published = atomic.decide ? atomic.decide(stats!, size) : true;
+      return published;
+    },
+  });
+  return { stats: stats!, size, published };
+}

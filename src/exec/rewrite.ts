@@ -1,0 +1,169 @@
+/**
+ * The executor of a rewrite: the single writer.
+ *
+ *   planner (units) --> compare tasks (worker threads) --> executor (in order)
+ *
+ * Units are planned in output order and dispatched to the task runner, at
+ * most one per data slot. Results are consumed strictly in order: the
+ * executor decides each unit's output bits, writes kept data straight from
+ * the unit's slot (dropped sectors are already zeroed there), and writes a
+ * block's bitmap after its last unit. Blocks are stored in the order they are
+ * first written, so output offsets follow from the order alone. With no
+ * writer (a dry run) it only counts, and the counts give the exact size the
+ * real run will produce.
+ */
+import { VhdToolError } from '../errors.js';
+import { setBit, SECTOR } from '../format/index.js';
+import { createHash } from 'node:crypto';
+import type { ChainResolver } from '../chain/resolve.js';
+import type { TaskRunner } from '../parallel/pool.js';
+import { planUnits, type PlanCounters, type RewriteSpec, type UnitPlan } from '../plan/units.js';
+import type { CompareResult } from '../plan/tasks.js';
+import { noopProgress, type ProgressSink } from '../progress.js';
+import type { FixedWriter, SparseWriter } from '../vhd/writer.js';
+import type { DigestLog } from './digestLog.js';
+
+export type OutputType = 'differencing' | 'dynamic' | 'fixed';
+
+export interface RewriteTarget {
+  type: OutputType;
+  /** Null for a dry run. */
+  sparse?: SparseWriter;
+  fixed?: FixedWriter;
+  /** Bytes of a block bitmap (sparse outputs). */
+  bitmapBytes: number;
+}
+
+export interface RewriteStats {
+  /** Output blocks where a source layer holds data. */
+  blocksVisited: number;
+  /** Visited blocks with no source sector (allocated but empty bitmaps). */
+  emptyBlocks: number;
+  /** Blocks stored in the output (sparse outputs). */
+  blocksStored: number;
+  /** Source sectors examined (set bits and source-supplied zeros). */
+  sectorsExamined: number;
+  /** Sectors kept in the output. */
+  sectorsKept: number;
+  /** Sectors dropped: non-zero and equal to the reference. */
+  sectorsSameAsParent: number;
+  /** Sectors dropped: zero, over a reference that reads zero. */
+  sectorsZeroOverZero: number;
+  /** Data bytes written (dry run: that would be written). */
+  bytesWritten: number;
+}
+
+export interface RewriteOptions {
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+  /** Records every write for verification (real runs). */
+  digests?: DigestLog | null;
+}
+
+interface BlockState {
+  block: number;
+  offset: number | null;
+  keptAny: boolean;
+  bits: Uint8Array;
+}
+
+/** Source bytes a rewrite will go through (for progress totals). */
+export function rewriteTotalBytes(spec: RewriteSpec): number {
+  return spec.virtualSize;
+}
+
+export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, runner: TaskRunner, target: RewriteTarget, opts: RewriteOptions = {}): Promise<RewriteStats> {
+  const progress = opts.progress ?? noopProgress;
+  const digests = opts.digests ?? null;
+  const counters: PlanCounters = { blocksVisited: 0, emptyBlocks: 0 };
+  const stats: RewriteStats = {
+    blocksVisited: 0, emptyBlocks: 0, blocksStored: 0, sectorsExamined: 0, sectorsKept: 0,
+    sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0,
+  };
+  const freeSlots = Array.from({ length: runner.slots }, (_, i) => runner.slots - 1 - i);
+  const queue: Array<{ u: UnitPlan; p: Promise<CompareResult> | null }> = [];
+  let current: BlockState | null = null;
+  const dry = !target.sparse && !target.fixed;
+
+  const consume = async (item: { u: UnitPlan; p: Promise<CompareResult> | null }) => {
+    const { u } = item;
+    if (!current || current.block !== u.block) {
+      current = { block: u.block, offset: null, keptAny: false, bits: new Uint8Array(target.type === 'fixed' ? 0 : target.bitmapBytes) };
+    }
+    const st: BlockState = current;
+    if (item.p && u.task) {
+      const r = await item.p;
+      const slot = u.task.slot;
+      try {
+        stats.sectorsKept += r.kept;
+        stats.sectorsSameAsParent += r.sameAsParent;
+        stats.sectorsZeroOverZero += r.zeroOverZero;
+        for (let i = 0; i < u.task.src.length; i += 4) stats.sectorsExamined += u.task.src[i + 1];
+        if (target.type === 'differencing') {
+          const src = u.task.src;
+          for (let i = 0; i < src.length; i += 4) {
+            for (let s = src[i]; s < src[i] + src[i + 1]; s++) {
+              if ((r.drop[s >>> 3] & (0x80 >>> (s & 7))) === 0) setBit(st.bits, u.offsetInBlock + s);
+            }
+          }
+        } else if (target.type === 'dynamic') {
+          const d = u.dataRuns;
+          for (let i = 0; i < d.length; i += 2) for (let s = d[i]; s < d[i] + d[i + 1]; s++) setBit(st.bits, u.offsetInBlock + s);
+        }
+        if (r.kept > 0) {
+          st.keptAny = true;
+          const len = u.sectors * SECTOR;
+          stats.bytesWritten += len;
+          if (!dry) {
+            const data = runner.arena.subarray(slot * runner.slotBytes, slot * runner.slotBytes + len);
+            let at: number;
+            if (target.fixed) {
+              at = u.firstSector * SECTOR;
+              await target.fixed.write(at, data);
+            } else {
+              if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
+              at = st.offset + target.bitmapBytes + u.offsetInBlock * SECTOR;
+              await target.sparse!.writeData(st.offset, u.offsetInBlock * SECTOR, data);
+            }
+            if (digests) digests.add(at, len, r.digest!);
+          }
+        }
+      } finally {
+        freeSlots.push(slot);
+      }
+    }
+    if (u.lastInBlock && target.type !== 'fixed' && st.keptAny) {
+      stats.blocksStored++;
+      if (!dry) {
+        if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
+        await target.sparse!.writeBitmap(st.offset, st.bits);
+        if (digests) digests.add(st.offset, st.bits.length, createHash('sha1').update(st.bits).digest('hex'));
+      }
+    }
+    progress.advance(u.sectors * SECTOR);
+  };
+
+  try {
+    for await (const u of planUnits(spec, resolver, counters)) {
+      if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+      let p: Promise<CompareResult> | null = null;
+      if (u.task) {
+        while (freeSlots.length === 0) await consume(queue.shift()!);
+        u.task.slot = freeSlots.pop()!;
+        u.task.digest = digests !== null;
+        p = runner.run<CompareResult>(u.task);
+        p.catch(() => undefined);
+      }
+      queue.push({ u, p });
+      if (queue.length > runner.slots * 4) await consume(queue.shift()!);
+    }
+    while (queue.length) await consume(queue.shift()!);
+  } catch (e) {
+    // Let in-flight tasks finish before the slots are reused or the runner closes.
+    await Promise.allSettled(queue.map((q) => q.p));
+    throw e;
+  }
+  stats.blocksVisited = counters.blocksVisited;
+  stats.emptyBlocks = counters.emptyBlocks;
+  return stats;
+}

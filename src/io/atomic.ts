@@ -1,0 +1,141 @@
+/**
+ * Replacing or creating a file so that a crash at any moment leaves either the
+ * old file or the new one whole, never a mix:
+ *
+ *   1. create `.<name>.vhdtool-<pid>-<random>.tmp` beside the target (O_EXCL);
+ *   2. write it, fsync it, close it;
+ *   3. verify it (re-open and check against the plan);
+ *   4. publish: rename over the target (replace) or hard-link to the target
+ *      name and unlink the temporary (no-clobber);
+ *   5. fsync the directory.
+ *
+ * On any failure the temporary is removed and the target is untouched. A
+ * temporary left by a killed process is removed by `cleanStaleTemps` on the
+ * next run that touches the same target.
+ */
+import * as path from 'node:path';
+import { VhdToolError, fromSystemError } from '../errors.js';
+import type { FileSystem, RandomAccessFile } from './fsys.js';
+
+const TEMP_RE = /^\.(.+)\.vhdtool-(\d+)-([0-9a-z]+)\.tmp$/;
+
+/** Temporary files currently being written by this process (removed on SIGINT/SIGTERM). */
+export const liveTemps = new Set<string>();
+
+export function tempNameFor(target: string): string {
+  const rnd = Math.random().toString(36).slice(2, 10);
+  return path.join(path.dirname(target), `.${path.basename(target)}.vhdtool-${process.pid}-${rnd}.tmp`);
+}
+
+export function isTempName(name: string): boolean {
+  return TEMP_RE.test(name);
+}
+
+function pidAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes temporaries for `target` whose writer process is gone; returns their paths. */
+export async function cleanStaleTemps(fs: FileSystem, target: string): Promise<string[]> {
+  const dir = path.dirname(target);
+  const base = path.basename(target);
+  const removed: string[] = [];
+  let entries;
+  try {
+    entries = await fs.readdir(dir);
+  } catch {
+    return removed;
+  }
+  for (const e of entries) {
+    const m = TEMP_RE.exec(e.name);
+    if (!m || m[1] !== base) continue;
+    if (pidAlive(Number(m[2]))) continue;
+    const p = path.join(dir, e.name);
+    try {
+      await fs.unlink(p);
+      removed.push(p);
+    } catch {
+      /* raced with another cleaner */
+    }
+  }
+  if (removed.length) await fs.syncDir(dir).catch(() => undefined);
+  return removed;
+}
+
+export interface AtomicOptions {
+  /** Replace an existing target (rename); otherwise refuse to clobber (link + unlink). */
+  replace: boolean;
+  /** Permission bits for the new file. */
+  mode?: number;
+  /** Checks the fsynced temporary before it is published; throw to abort. */
+  verify?: (tempPath: string) => Promise<void>;
+  /** Decides, after verification, whether to publish at all (false: discard, target untouched). */
+  shouldPublish?: () => boolean;
+}
+
+/**
+ * Writes `target` atomically through `produce`, which receives the open
+ * temporary file. Returns what `produce` returned.
+ */
+export async function writeAtomically<T>(fs: FileSystem, target: string, produce: (file: RandomAccessFile, tempPath: string) => Promise<T>, opts: AtomicOptions): Promise<T> {
+  const temp = tempNameFor(target);
+  let file: RandomAccessFile | null = null;
+  let published = false;
+  liveTemps.add(temp);
+  try {
+    try {
+      file = await fs.createExclusive(temp, opts.mode ?? 0o644);
+    } catch (e) {
+      throw fromSystemError(e, temp, true);
+    }
+    let result: T;
+    try {
+      result = await produce(file, temp);
+      await file.sync();
+    } catch (e) {
+      throw e instanceof VhdToolError ? e : fromSystemError(e, target, true);
+    }
+    const f = file;
+    file = null;
+    try {
+      await f.close();
+    } catch (e) {
+      throw fromSystemError(e, target, true);
+    }
+    if (opts.verify) await opts.verify(temp);
+    if (opts.shouldPublish && !opts.shouldPublish()) return result;
+    try {
+      if (opts.replace) {
+        await fs.rename(temp, target);
+      } else {
+        await fs.link(temp, target);
+        published = true;
+        await fs.unlink(temp);
+      }
+      published = true;
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (!published && err.code === 'EEXIST') throw new VhdToolError('OUTPUT_EXISTS', 'output already exists (use --force to replace it)', target);
+      if (!published) throw fromSystemError(e, target, true);
+    }
+    try {
+      await fs.syncDir(path.dirname(target));
+    } catch {
+      /* the rename happened; durability of the directory entry is best effort here */
+    }
+    return result;
+  } finally {
+    if (file) await file.close().catch(() => undefined);
+    if (!published || !opts.replace) {
+      // Not published: remove the temporary. Published by link: the temporary name is a second link to remove.
+      await fs.unlink(temp).catch(() => undefined);
+    }
+    liveTemps.delete(temp);
+  }
+}

@@ -1,0 +1,172 @@
+/**
+ * The only door to the file system. Everything vhdtool reads or writes goes
+ * through a `FileSystem`, so tests can inject faults at any operation.
+ *
+ * There is deliberately no way to open an existing file for writing: vhdtool
+ * only ever creates new files (exclusively) and renames them into place, so a
+ * parent, or any input, cannot be written to by construction.
+ */
+import * as fsp from 'node:fs/promises';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { FormatError } from '../errors.js';
+
+export interface RandomAccessFile {
+  readonly path: string;
+  /** Reads up to `len` bytes at `pos` into `buf[off..]`; returns the count read (0 at EOF). */
+  read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
+  /** Writes all of `buf[off..off+len)` at `pos`. */
+  write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void>;
+  /** Writes the buffers back to back starting at `pos`. */
+  writev(bufs: Uint8Array[], pos: number): Promise<void>;
+  size(): Promise<number>;
+  truncate(len: number): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface FileStat {
+  size: number;
+  isFile: boolean;
+  isDirectory: boolean;
+  isSymbolicLink: boolean;
+  dev: number;
+  ino: number;
+  nlink: number;
+  mtimeMs: number;
+  mode: number;
+}
+
+export interface FileSystem {
+  /** Opens an existing file read-only. */
+  openRead(p: string): Promise<RandomAccessFile>;
+  /** Creates a new file for reading and writing; fails if it exists. */
+  createExclusive(p: string, mode?: number): Promise<RandomAccessFile>;
+  stat(p: string): Promise<FileStat>;
+  lstat(p: string): Promise<FileStat>;
+  realpath(p: string): Promise<string>;
+  readdir(p: string): Promise<fs.Dirent[]>;
+  /** Renames, replacing `to` if it exists. */
+  rename(from: string, to: string): Promise<void>;
+  /** Hard-links `existing` as `newPath`; fails if `newPath` exists (a no-clobber publish). */
+  link(existing: string, newPath: string): Promise<void>;
+  unlink(p: string): Promise<void>;
+  /** fsyncs a directory so a rename or unlink in it is durable. */
+  syncDir(dir: string): Promise<void>;
+  readFile(p: string): Promise<Uint8Array>;
+  mkdir(p: string): Promise<void>;
+}
+
+function toStat(s: fs.Stats): FileStat {
+  return {
+    size: s.size, isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(),
+    dev: s.dev, ino: s.ino, nlink: s.nlink, mtimeMs: s.mtimeMs, mode: s.mode,
+  };
+}
+
+class NodeFile implements RandomAccessFile {
+  constructor(readonly path: string, private readonly fh: fsp.FileHandle) {}
+
+  async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    const r = await this.fh.read(buf, off, len, pos);
+    return r.bytesRead;
+  }
+
+  async write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+    let done = 0;
+    while (done < len) {
+      const r = await this.fh.write(buf, off + done, len - done, pos + done);
+      if (r.bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      done += r.bytesWritten;
+    }
+  }
+
+  async writev(bufs: Uint8Array[], pos: number): Promise<void> {
+    let total = 0;
+    for (const b of bufs) total += b.length;
+    const r = await this.fh.writev(bufs, pos);
+    if (r.bytesWritten === total) return;
+    // Short vectored write: finish buffer by buffer.
+    let skip = r.bytesWritten;
+    let p = pos;
+    for (const b of bufs) {
+      if (skip >= b.length) { skip -= b.length; p += b.length; continue; }
+      await this.write(b, skip, b.length - skip, p + skip);
+      p += b.length;
+      skip = 0;
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+
+  truncate(len: number): Promise<void> {
+    return this.fh.truncate(len);
+  }
+
+  sync(): Promise<void> {
+    return this.fh.sync();
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
+}
+
+export const nodeFileSystem: FileSystem = {
+  async openRead(p) {
+    return new NodeFile(p, await fsp.open(p, fs.constants.O_RDONLY));
+  },
+  async createExclusive(p, mode = 0o644) {
+    return new NodeFile(p, await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+  },
+  async stat(p) {
+    return toStat(await fsp.stat(p));
+  },
+  async lstat(p) {
+    return toStat(await fsp.lstat(p));
+  },
+  realpath: (p) => fsp.realpath(p),
+  readdir: (p) => fsp.readdir(p, { withFileTypes: true }),
+  rename: (a, b) => fsp.rename(a, b),
+  link: (a, b) => fsp.link(a, b),
+  unlink: (p) => fsp.unlink(p),
+  async syncDir(dir) {
+    const fh = await fsp.open(dir, fs.constants.O_RDONLY);
+    try {
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  },
+  async readFile(p) {
+    return new Uint8Array(await fsp.readFile(p));
+  },
+  async mkdir(p) {
+    await fsp.mkdir(p, { recursive: true });
+  },
+};
+
+/** Reads exactly `len` bytes at `pos`; a short read means the file is shorter than its metadata says. */
+export async function readExact(file: RandomAccessFile, buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+  let done = 0;
+  while (done < len) {
+    const n = await file.read(buf, off + done, len - done, pos + done);
+    if (n <= 0) {
+      throw new FormatError(`file ends at byte ${pos + done} while reading ${len} bytes at offset ${pos}`, file.path, 'TRUNCATED');
+    }
+    done += n;
+  }
+}
+
+/** Reads `len` bytes at `pos` into a new buffer. */
+export async function readAt(file: RandomAccessFile, pos: number, len: number): Promise<Uint8Array> {
+  const b = new Uint8Array(len);
+  await readExact(file, b, 0, len, pos);
+  return b;
+}
+
+export function dirOf(p: string): string {
+  return path.dirname(path.resolve(p));
+}

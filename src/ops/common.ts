@@ -1,0 +1,59 @@
+/** Pieces shared by the operations: the task runner, preflight checks, timing. */
+import { VhdToolError } from '../errors.js';
+import { SECTOR } from '../format/index.js';
+import type { FileSystem } from '../io/fsys.js';
+import { nodeFileSystem } from '../io/fsys.js';
+import { createRunner, defaultThreads, type TaskRunner } from '../parallel/pool.js';
+import { findDirtyUnsetSectors } from '../check/unset.js';
+import type { Layer } from '../chain/chain.js';
+import { noopProgress, type ProgressSink } from '../progress.js';
+
+/** Largest unit of work: 4 MiB (8192 sectors). Bounds memory whatever the block size. */
+export const MAX_UNIT_SECTORS = 8192;
+
+export interface OpBase {
+  fs?: FileSystem;
+  /** Worker threads; 0 runs inline. Default: available cores (at most 8). */
+  threads?: number;
+  /** Use this runner instead of creating one (it is not closed). */
+  runner?: TaskRunner;
+  progress?: ProgressSink;
+  signal?: AbortSignal;
+}
+
+export interface Resolved {
+  fs: FileSystem;
+  runner: TaskRunner;
+  progress: ProgressSink;
+  signal?: AbortSignal;
+  close(): Promise<void>;
+}
+
+export function unitSectorsFor(blockSize: number): number {
+  return Math.min(blockSize / SECTOR, MAX_UNIT_SECTORS);
+}
+
+export function resolveBase(o: OpBase, blockSize = 2 * 1024 * 1024): Resolved {
+  const fs = o.fs ?? nodeFileSystem;
+  if (o.runner) return { fs, runner: o.runner, progress: o.progress ?? noopProgress, signal: o.signal, close: async () => {} };
+  const runner = createRunner({ threads: o.threads ?? defaultThreads(), slotBytes: unitSectorsFor(blockSize) * SECTOR });
+  return { fs, runner, progress: o.progress ?? noopProgress, signal: o.signal, close: () => runner.close() };
+}
+
+/** Refuses layers that `check` would reject for the bitmap invariant. */
+export async function refuseDirtyBitmaps(layers: Layer[], runner: TaskRunner): Promise<void> {
+  for (const l of layers) {
+    const dirty = await findDirtyUnsetSectors(l.vhd, runner);
+    if (dirty.length) {
+      const d = dirty[0];
+      throw new VhdToolError('BAD_FORMAT',
+        `block ${d.block} holds data in ${d.count} sector(s) whose bitmap bit is clear (${dirty.length} block(s) in all); run \`vhdtool check\``, l.path);
+    }
+  }
+}
+
+export function refuseSavedState(l: Layer): void {
+  if (l.meta.footer.savedState !== 0) {
+    throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', l.path);
+  }
+}

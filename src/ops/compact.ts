@@ -1,0 +1,162 @@
+/**
+ * `compact`: drop every sector of a differencing disk that its parent chain
+ * already holds (and every all-zero block of a dynamic disk), keeping the
+ * disk's UUID, parent link, sizes and time stamps.
+ */
+import * as path from 'node:path';
+import { VhdToolError } from '../errors.js';
+import { sparseFileSize, sparseLayout } from '../format/index.js';
+import { cleanStaleTemps } from '../io/atomic.js';
+import { lockDisk, type DiskLock } from '../io/lock.js';
+import { pidsHolding } from '../io/inUse.js';
+import { openChain } from '../chain/openChain.js';
+import { ChainResolver } from '../chain/resolve.js';
+import { visitedBlocks, type RewriteSpec } from '../plan/units.js';
+import { locatorSpace, type LocatorData } from '../vhd/build.js';
+import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
+import type { RewriteStats } from '../exec/rewrite.js';
+import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
+import { refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+import type { Chain } from '../chain/chain.js';
+
+export interface CompactOptions extends OpBase {
+  /** The leaf's parent, overriding its locators. */
+  parent?: string;
+  /** Write the result here instead of replacing the disk. */
+  output?: string;
+  /** Replace an existing --output. */
+  force?: boolean;
+  dryRun?: boolean;
+  /** Skip the lock and the open-by-another-process check (callers that hold them). */
+  noLock?: boolean;
+}
+
+export interface CompactResult {
+  path: string;
+  output: string;
+  type: 'dynamic' | 'differencing';
+  dryRun: boolean;
+  /** True when the file at `output` was (or would be) written. */
+  changed: boolean;
+  originalSize: number;
+  newSize: number;
+  /** Exact file-size reduction the real run achieves (or achieved). */
+  reclaimableBytes: number;
+  /** Bytes actually reclaimed (0 in a dry run). */
+  reclaimedBytes: number;
+  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number };
+  blocks: { before: number; after: number; deallocated: number; zero: number; emptied: number; empty: number };
+  layout: 'aligned' | 'packed';
+  removedTemporaries: string[];
+  durationMs: number;
+}
+
+export async function compact(disk: string, opts: CompactOptions = {}): Promise<CompactResult> {
+  const t0 = Date.now();
+  const base0 = resolveBase(opts);
+  const fs = base0.fs;
+  let lock: DiskLock | null = null;
+  let chain: Chain | null = null;
+  let ctx = base0;
+  try {
+    const target = opts.output ? path.resolve(opts.output) : await fs.realpath(disk).catch(() => path.resolve(disk));
+    chain = await openChain(fs, disk, { parent: opts.parent, mode: 'strict' });
+    const leaf = chain.layersLeafFirst[0];
+    const m = leaf.meta;
+    if (m.type === 'fixed') {
+      throw new VhdToolError('REFUSED', 'a fixed disk has no unallocated space to reclaim; convert it first: `vhdtool convert DISK OUT.vhd --type dynamic` (or `vhdtool merge ... --type dynamic` for a chain)', disk);
+    }
+    refuseSavedState(leaf);
+    if (!opts.runner) {
+      await base0.close();
+      ctx = resolveBase(opts, m.blockSize!);
+    }
+    if (opts.output) {
+      await refuseOutputIsInput(fs, opts.output, [chain]);
+      await requireOutputDir(fs, opts.output);
+      if (!opts.dryRun) await refuseExisting(fs, opts.output, opts.force ?? false);
+    }
+    const removedTemporaries = opts.dryRun ? [] : await cleanStaleTemps(fs, target);
+    if (!opts.dryRun && !opts.output && !opts.noLock) {
+      lock = await lockDisk(fs, target);
+      const holders = await pidsHolding(leaf.dev, leaf.ino);
+      if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, disk);
+    }
+    await refuseDirtyBitmaps([leaf], ctx.runner);
+
+    const blockSize = m.blockSize!;
+    const spec: RewriteSpec = { chain, sourceCount: 1, blockSize, virtualSize: m.virtualSize, unitSectors: unitSectorsFor(blockSize) };
+    const locators: LocatorData[] = m.locators
+      .filter((l) => l.data !== null && typeof l.entry.platform === 'string')
+      .map((l) => ({ platform: l.entry.platform as LocatorData['platform'], data: l.data! }));
+    const header = m.header!;
+    // Hyper-V's 4 KiB-aligned layout, unless it could make the file larger than it is (packed originals).
+    let visited = 0;
+    for (const _ of visitedBlocks(spec)) visited++;
+    const alignedMax = sparseFileSize(sparseLayout({
+      maxTableEntries: header.maxTableEntries, blockSize, locatorSpaces: locators.map((l) => locatorSpace(l.data.length)), align: 4096,
+    }), visited, blockSize);
+    const align = alignedMax <= m.fileSize ? 4096 : 512;
+    const plan: OutputPlan = { type: m.type, footer: { ...m.footer }, header: { ...header }, locators, align };
+    const resolver = new ChainResolver(chain);
+    const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal };
+
+    const before = m.bat!.countAllocated();
+    /** Publish only when something is dropped and the file does not grow. */
+    const decide = (stats: RewriteStats, size: number) => {
+      const dropped = stats.blocksStored < before ||
+        (m.type === 'differencing' && stats.sectorsSameAsParent + stats.sectorsZeroOverZero > 0);
+      return dropped && size <= m.fileSize;
+    };
+    let stats: RewriteStats;
+    let size: number;
+    let changed: boolean;
+    if (opts.dryRun) {
+      ({ stats, size } = await dryRunRewrite(runCtx, spec, resolver, plan));
+      changed = opts.output ? true : decide(stats, size);
+    } else {
+      const mode = (await fs.stat(disk)).mode & 0o7777;
+      const r = await writeRewrite(runCtx, spec, resolver, plan, target, {
+        replace: !opts.output || (opts.force ?? false), mode, decide: opts.output ? undefined : decide,
+      });
+      ({ stats, size } = r);
+      changed = r.published;
+    }
+    const after = changed || opts.dryRun ? stats.blocksStored : before;
+    const deallocated = Math.max(0, before - stats.blocksStored);
+    const reclaimable = (opts.output || decide(stats, size)) ? m.fileSize - size : 0;
+    const result: CompactResult = {
+      path: disk,
+      output: opts.output ?? disk,
+      type: m.type,
+      dryRun: opts.dryRun ?? false,
+      changed,
+      originalSize: m.fileSize,
+      newSize: changed ? size : m.fileSize,
+      reclaimableBytes: reclaimable,
+      reclaimedBytes: opts.dryRun || !changed ? 0 : m.fileSize - size,
+      sectors: {
+        examined: stats.sectorsExamined,
+        kept: stats.sectorsKept,
+        sameAsParent: m.type === 'differencing' ? stats.sectorsSameAsParent : 0,
+        zeroOverZero: m.type === 'differencing' ? stats.sectorsZeroOverZero : 0,
+      },
+      blocks: {
+        before,
+        after: opts.dryRun ? stats.blocksStored : after,
+        deallocated,
+        zero: m.type === 'dynamic' ? deallocated - stats.emptyBlocks : 0,
+        emptied: m.type === 'differencing' ? deallocated - stats.emptyBlocks : 0,
+        empty: stats.emptyBlocks,
+      },
+      layout: align === 4096 ? 'aligned' : 'packed',
+      removedTemporaries,
+      durationMs: Date.now() - t0,
+    };
+    return result;
+  } finally {
+    if (chain) await chain.close();
+    if (lock) await lock.release();
+    await ctx.close();
+  }
+}

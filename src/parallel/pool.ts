@@ -1,0 +1,114 @@
+/**
+ * Where compare tasks run: a piscina pool of worker threads, or inline on the
+ * main thread (`--threads 0`). Both share one page-aligned arena of data
+ * slots: a worker reads a unit's source data into its slot, and the executor
+ * writes the kept data straight from that slot, with no copy.
+ *
+ * This is the only module that imports piscina.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import { FormatError, VhdToolError } from '../errors.js';
+import type { WorkerTask } from '../plan/tasks.js';
+import { Kernel, TRUNCATED_MARK } from '../../workers/kernel.js';
+
+export interface TaskRunner {
+  /** Worker threads (0 = inline). */
+  readonly threads: number;
+  /** Shared arena, viewed from the main thread. */
+  readonly arena: Buffer;
+  readonly slotBytes: number;
+  readonly slots: number;
+  run<T>(task: WorkerTask): Promise<T>;
+  close(): Promise<void>;
+}
+
+export interface RunnerOptions {
+  /** Worker threads; 0 runs tasks inline. Default: available parallelism. */
+  threads?: number;
+  /** Bytes per data slot (the unit size). */
+  slotBytes: number;
+  /** Number of data slots (tasks in flight). Default 2 x threads + 2. */
+  slots?: number;
+}
+
+export function defaultThreads(): number {
+  return Math.max(1, Math.min(8, availableParallelism()));
+}
+
+function sharedArena(bytes: number): SharedArrayBuffer {
+  const pages = Math.max(1, Math.ceil(bytes / 65536));
+  const WA = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared: boolean }) => { buffer: SharedArrayBuffer } } }).WebAssembly;
+  return new WA.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
+}
+
+function workerFile(): string {
+  const candidates = [
+    new URL('../../workers/compare.worker.js', import.meta.url),
+    new URL('../../dist/workers/compare.worker.js', import.meta.url),
+  ];
+  for (const u of candidates) {
+    const p = fileURLToPath(u);
+    if (existsSync(p)) return p;
+  }
+  throw new VhdToolError('INTERNAL', 'compiled worker not found (run `npm run build`)');
+}
+
+/** Turns an error thrown by the kernel (possibly across a thread) into a typed error. */
+export function kernelError(e: unknown): VhdToolError {
+  if (e instanceof VhdToolError) return e;
+  const msg = e instanceof Error ? e.message : String(e);
+  const at = msg.indexOf(TRUNCATED_MARK);
+  if (at >= 0) {
+    const [path, text] = msg.slice(at + TRUNCATED_MARK.length).split('\0');
+    return new FormatError(text ?? 'file is truncated', path, 'TRUNCATED');
+  }
+  const sys = /^(E[A-Z]+): (.*?), \w+ '(.*)'$/.exec(msg);
+  if (sys) return new VhdToolError('ACCESS', `cannot read (${sys[1]})`, sys[3]);
+  return new VhdToolError('INTERNAL', `worker failed: ${msg.split('\n')[0]}`);
+}
+
+export function createRunner(opts: RunnerOptions): TaskRunner {
+  const threads = opts.threads ?? defaultThreads();
+  const slots = opts.slots ?? Math.max(3, threads * 2 + 2);
+  const arenaBuf = sharedArena(slots * opts.slotBytes);
+  const arena = Buffer.from(arenaBuf);
+  if (threads === 0) {
+    const kernel = new Kernel(arenaBuf, opts.slotBytes);
+    return {
+      threads, arena, slotBytes: opts.slotBytes, slots,
+      async run<T>(task: WorkerTask): Promise<T> {
+        try {
+          return kernel.run(task) as T;
+        } catch (e) {
+          throw kernelError(e);
+        }
+      },
+      async close() {
+        kernel.closeAll();
+      },
+    };
+  }
+  const pool = new Piscina({
+    filename: workerFile(),
+    minThreads: threads,
+    maxThreads: threads,
+    idleTimeout: 60_000,
+    workerData: { arena: arenaBuf, slotBytes: opts.slotBytes },
+  });
+  return {
+    threads, arena, slotBytes: opts.slotBytes, slots,
+    async run<T>(task: WorkerTask): Promise<T> {
+      try {
+        return (await pool.run(task)) as T;
+      } catch (e) {
+        throw kernelError(e);
+      }
+    },
+    async close() {
+      await pool.destroy();
+    },
+  };
+}

@@ -1,0 +1,232 @@
+/**
+ * The compare kernel: pure CPU work plus positional reads on read-only file
+ * descriptors the kernel opens itself. Runs inside a piscina worker, or inline
+ * on the main thread (--threads 0); both use this same code.
+ *
+ * Reads go straight into a slot of the shared, page-aligned arena (source
+ * data) or into a private aligned buffer (reference data). Comparing is done
+ * with native range compares; zero tests first look at one 32-bit word.
+ */
+import * as fs from 'node:fs';
+import { createHash } from 'node:crypto';
+import type {
+  CompareResult, CompareTask, DiffResult, DiffTask, DigestTask, UnsetZeroResult, UnsetZeroTask, WorkerTask,
+} from '../src/plan/tasks.js';
+
+const SECTOR = 512;
+/** Prefix of the message of a short-read error, so the main thread can type it. */
+export const TRUNCATED_MARK = 'VHDTOOL_TRUNCATED:';
+const ZERO_SECTOR = Buffer.alloc(SECTOR);
+
+export class Kernel {
+  private fds = new Map<string, number>();
+  private scratch: Buffer;
+  private readonly arena: Buffer;
+
+  constructor(arena: SharedArrayBuffer, private readonly slotBytes: number) {
+    this.arena = Buffer.from(arena);
+    this.scratch = alignedBuffer(slotBytes);
+  }
+
+  /** Runs one task. Files are opened read-only for the task and closed after it. */
+  run(task: WorkerTask): CompareResult | UnsetZeroResult | string | DiffResult {
+    try {
+      switch (task.kind) {
+        case 'compare': return this.compare(task);
+        case 'unsetZero': return this.unsetZero(task);
+        case 'digest': return this.digest(task);
+        case 'diff': return this.diff(task);
+      }
+    } finally {
+      this.closeAll();
+    }
+  }
+
+  closeAll(): void {
+    for (const fd of this.fds.values()) {
+      try { fs.closeSync(fd); } catch { /* already closed */ }
+    }
+    this.fds.clear();
+  }
+
+  private fd(path: string): number {
+    let fd = this.fds.get(path);
+    if (fd === undefined) {
+      fd = fs.openSync(path, fs.constants.O_RDONLY);
+      this.fds.set(path, fd);
+    }
+    return fd;
+  }
+
+  private readInto(path: string, buf: Buffer, off: number, len: number, pos: number): void {
+    const fd = this.fd(path);
+    let done = 0;
+    while (done < len) {
+      const n = fs.readSync(fd, buf, off + done, len - done, pos + done);
+      if (n <= 0) {
+        throw new Error(`${TRUNCATED_MARK}${path}\0file ends at byte ${pos + done} while reading ${len} bytes at offset ${pos}`);
+      }
+      done += n;
+    }
+  }
+
+  /** Fills `buf` (unit-relative) from runs; zero runs are zero-filled. */
+  private fill(buf: Buffer, files: string[], runs: number[]): void {
+    for (let i = 0; i < runs.length; i += 4) {
+      const at = runs[i] * SECTOR;
+      const len = runs[i + 1] * SECTOR;
+      const f = runs[i + 2];
+      if (f < 0) buf.fill(0, at, at + len);
+      else this.readInto(files[f], buf, at, len, runs[i + 3]);
+    }
+  }
+
+  private slot(i: number): Buffer {
+    return this.arena.subarray(i * this.slotBytes, (i + 1) * this.slotBytes);
+  }
+
+  compare(t: CompareTask): CompareResult {
+    const src = this.slot(t.slot);
+    const unitBytes = t.sectors * SECTOR;
+    // Sectors outside the source runs are not part of the output: keep them zero.
+    zeroGaps(src, t.src, t.sectors);
+    this.fill(src, t.files, t.src);
+    const ref = t.ref ? this.scratch : null;
+    if (ref && t.ref) this.fill(ref, t.files, t.ref);
+    const drop = new Uint8Array(Math.ceil(t.sectors / 8));
+    let kept = 0;
+    let same = 0;
+    let zz = 0;
+    for (let i = 0; i < t.src.length; i += 4) {
+      const first = t.src[i];
+      const count = t.src[i + 1];
+      const start = first * SECTOR;
+      const end = start + count * SECTOR;
+      // Whole-run fast path: equal (or zero) everywhere.
+      if (ref ? src.compare(ref, start, end, start, end) === 0 : isZeroRange(src, start, end)) {
+        for (let s = first; s < first + count; s++) drop[s >>> 3] |= 0x80 >>> (s & 7);
+        if (t.src[i + 2] < 0) { zz += count; continue; }
+        for (let o = start; o < end; o += SECTOR) {
+          if (isZeroSector(src, o)) zz++;
+          else same++;
+        }
+        continue;
+      }
+      for (let s = first, o = start; s < first + count; s++, o += SECTOR) {
+        const equal = ref ? src.compare(ref, o, o + SECTOR, o, o + SECTOR) === 0 : isZeroSector(src, o);
+        if (!equal) { kept++; continue; }
+        drop[s >>> 3] |= 0x80 >>> (s & 7);
+        if (ref && !isZeroSector(src, o)) same++;
+        else zz++;
+        src.fill(0, o, o + SECTOR);
+      }
+    }
+    // Dropped sectors must hold zeros in the output (spec): whole-run drops are zeroed here.
+    for (let i = 0; i < t.src.length; i += 4) {
+      const first = t.src[i];
+      const count = t.src[i + 1];
+      if (allSet(drop, first, count)) src.fill(0, first * SECTOR, (first + count) * SECTOR);
+    }
+    let digest: string | null = null;
+    if (t.digest && kept > 0) digest = createHash('sha1').update(src.subarray(0, unitBytes)).digest('hex');
+    return { drop, kept, sameAsParent: same, zeroOverZero: zz, digest };
+  }
+
+  unsetZero(t: UnsetZeroTask): UnsetZeroResult {
+    const buf = this.scratch.length >= t.sectors * SECTOR ? this.scratch : (this.scratch = alignedBuffer(t.sectors * SECTOR));
+    const dirty: number[] = [];
+    let dirtyCount = 0;
+    // Read only the runs of clear bits.
+    let s = 0;
+    while (s < t.sectors) {
+      const set = (t.bitmap[s >>> 3] & (0x80 >>> (s & 7))) !== 0;
+      let e = s + 1;
+      while (e < t.sectors && ((t.bitmap[e >>> 3] & (0x80 >>> (e & 7))) !== 0) === set) e++;
+      if (!set) {
+        this.readInto(t.file, buf, 0, (e - s) * SECTOR, t.dataOffset + s * SECTOR);
+        if (!isZeroRange(buf, 0, (e - s) * SECTOR)) {
+          for (let k = s; k < e; k++) {
+            if (!isZeroSector(buf, (k - s) * SECTOR)) {
+              dirtyCount++;
+              if (dirty.length < 16) dirty.push(k);
+            }
+          }
+        }
+      }
+      s = e;
+    }
+    return { dirty, dirtyCount };
+  }
+
+  digest(t: DigestTask): string {
+    const h = createHash('sha1');
+    let done = 0;
+    const buf = this.scratch;
+    while (done < t.length) {
+      const n = Math.min(buf.length, t.length - done);
+      this.readInto(t.file, buf, 0, n, t.offset + done);
+      h.update(buf.subarray(0, n));
+      done += n;
+    }
+    return h.digest('hex');
+  }
+
+  diff(t: DiffTask): DiffResult {
+    const a = this.slot(t.slot);
+    const b = this.scratch;
+    const len = t.sectors * SECTOR;
+    this.fill(a, t.files, t.a);
+    this.fill(b, t.files, t.b);
+    if (a.compare(b, 0, len, 0, len) === 0) return { first: -1, ranges: [] };
+    const ranges: Array<[number, number]> = [];
+    let first = -1;
+    for (let o = 0; o < len; o += SECTOR) {
+      if (a.compare(b, o, o + SECTOR, o, o + SECTOR) === 0) continue;
+      if (first < 0) {
+        for (let k = o; k < o + SECTOR; k++) if (a[k] !== b[k]) { first = k; break; }
+      }
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === o) last[1] = o + SECTOR;
+      else if (ranges.length < 8) ranges.push([o, o + SECTOR]);
+      else break;
+    }
+    return { first, ranges };
+  }
+}
+
+function allSet(bm: Uint8Array, first: number, count: number): boolean {
+  for (let s = first; s < first + count; s++) if ((bm[s >>> 3] & (0x80 >>> (s & 7))) === 0) return false;
+  return true;
+}
+
+/** Zero-fills the parts of the unit not covered by runs. */
+function zeroGaps(buf: Buffer, runs: number[], sectors: number): void {
+  let pos = 0;
+  for (let i = 0; i < runs.length; i += 4) {
+    const first = runs[i];
+    if (first > pos) buf.fill(0, pos * SECTOR, first * SECTOR);
+    pos = first + runs[i + 1];
+  }
+  if (pos < sectors) buf.fill(0, pos * SECTOR, sectors * SECTOR);
+}
+
+/** Is the 512-byte sector at `o` all zero? One word first, then a native compare. */
+export function isZeroSector(b: Buffer, o: number): boolean {
+  if (b[o] !== 0 || b[o + 511] !== 0) return false;
+  return b.compare(ZERO_SECTOR, 0, SECTOR, o, o + SECTOR) === 0;
+}
+
+/** Is [start, end) all zero? Self-shift compare: b[start]==0 and b[start+1..] == b[start..end-1]. */
+export function isZeroRange(b: Buffer, start: number, end: number): boolean {
+  if (end <= start) return true;
+  if (b[start] !== 0 || b[end - 1] !== 0) return false;
+  return b.compare(b, start + 1, end, start, end - 1) === 0;
+}
+
+/** A page-aligned buffer (WebAssembly memory is page aligned), for fast page-cache copies. */
+export function alignedBuffer(bytes: number): Buffer {
+  const pages = Math.max(1, Math.ceil(bytes / 65536));
+  const WA = (globalThis as unknown as { WebAssembly: { Memory: new (d: { initial: number; maximum: number; shared?: boolean }) => { buffer: ArrayBuffer } } }).WebAssembly;
+  const mem = new WA.Memory({ initial: pages, maximum: pages });
+  return Buffer.from(mem.buffer, 0, bytes);
+}
