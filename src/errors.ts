@@ -34,8 +34,8 @@ export const ErrorCodes = {
   WRITE_FAILED: 7,
   /** The output was written but did not verify; it was discarded and the original is intact. */
   VERIFY_FAILED: 8,
-  /** Interrupted by a signal; the original is intact. */
-  INTERRUPTED: 9,
+  /** Interrupted by a signal (SIGINT/SIGTERM); the original is intact. */
+  INTERRUPTED: 130,
   /** A bug in vhdtool. */
   INTERNAL: 70,
 } as const;

@@ -1,0 +1,53 @@
+import type { Command } from 'commander';
+import { info, type InfoResult } from '../../ops/info.js';
+import { fmtBytes, json, type CliIO } from '../context.js';
+
+export function registerInfo(program: Command, io: CliIO, done: (code: number) => void): void {
+  program
+    .command('info')
+    .description('show the footer, header, locators, allocation and the whole chain of a disk')
+    .argument('<disk>', 'VHD file (.vhd, .avhd)')
+    .option('--parent <path>', "the disk's parent, overriding its locators")
+    .option('--lenient', 'read past checksum and footer-copy errors (forensics); reported as warnings')
+    .option('--json', 'print one JSON object')
+    .addHelpText('after', '\nExamples:\n  vhdtool info child.vhd\n  vhdtool info child.vhd --json | jq .chain\n  vhdtool info moved-child.vhd --parent /srv/golden/base.vhd')
+    .action(async (disk: string, o: { parent?: string; lenient?: boolean; json?: boolean }) => {
+      const r = await info(disk, { parent: o.parent, lenient: o.lenient });
+      if (o.json) json(io, r);
+      else renderInfo(io, r);
+      done(0);
+    });
+}
+
+function renderInfo(io: CliIO, r: InfoResult): void {
+  const f = r.footer as Record<string, unknown>;
+  io.out(`${r.path}`);
+  io.out(`  type            ${r.type}`);
+  io.out(`  virtual size    ${r.virtualSize} bytes (${fmtBytes(r.virtualSize)})`);
+  io.out(`  file size       ${r.fileSize} bytes (${fmtBytes(r.fileSize)})`);
+  io.out(`  uuid            ${r.uuid}`);
+  io.out(`  created         ${String(f.timestamp)} by "${String(f.creatorApplication)}" ${String(f.creatorVersion)} on ${String(f.creatorHostOs)}`);
+  const g = f.geometry as { cylinders: number; heads: number; sectorsPerTrack: number };
+  io.out(`  geometry        ${g.cylinders}/${g.heads}/${g.sectorsPerTrack} (C/H/S)`);
+  if (f.savedState) io.out('  saved state     YES (a virtual machine was saved with this disk attached)');
+  if (r.header) {
+    const h = r.header as Record<string, unknown>;
+    io.out(`  block size      ${r.blockSize} bytes (${fmtBytes(r.blockSize!)})`);
+    io.out(`  BAT             ${String(h.maxTableEntries)} entries at offset ${String(h.tableOffset)}`);
+    io.out(`  allocated       ${r.allocatedBlocks} blocks, ${r.sectorsSet} sectors set (${fmtBytes(r.sectorsSet * 512)})`);
+  }
+  if (r.parentUuid) {
+    const h = r.header as Record<string, unknown>;
+    io.out(`  parent uuid     ${r.parentUuid}`);
+    io.out(`  parent name     ${String(h.parentUnicodeName)}`);
+    io.out(`  parent time     ${h.parentTimestamp === null ? '(not set)' : String(h.parentTimestamp)}`);
+  }
+  for (const l of r.locators) {
+    io.out(`  locator ${String(l.index)}       ${String(l.platform)} ${l.path !== null ? JSON.stringify(l.path) : `(${String(l.error ?? 'opaque')})`} at ${String(l.dataOffset)}, ${String(l.dataLength)} bytes, space ${String(l.dataSpace)} ${String(l.spaceUnit ?? '?')}`);
+  }
+  io.out('  chain (leaf first):');
+  r.chain.forEach((c, i) => {
+    io.out(`    ${i}: ${c.path}  ${c.type}  ${c.uuid}  ${fmtBytes(c.virtualSize)}${c.parentFoundBy ? `  (parent via ${c.parentFoundBy})` : ''}`);
+  });
+  for (const w of r.warnings) io.out(`  warning: ${w}`);
+}

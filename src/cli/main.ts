@@ -1,0 +1,121 @@
+/**
+ * The vhdtool command line. This module alone owns exit codes and the
+ * rendering of errors: one line, naming the file, never a stack trace.
+ */
+import { unlinkSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { ErrorCodes, VhdToolError } from '../errors.js';
+import { liveTemps } from '../io/atomic.js';
+import type { CliIO } from './context.js';
+import { registerInfo } from './commands/info.command.js';
+import { registerCheck } from './commands/check.command.js';
+import { registerCompact } from './commands/compact.command.js';
+import { registerMerge } from './commands/merge.command.js';
+import { registerCompare } from './commands/compare.command.js';
+import { registerCat } from './commands/cat.command.js';
+import { registerMaintain } from './commands/maintain.command.js';
+
+export const VERSION = '0.1.0';
+
+const EXIT_HELP = `
+Exit status:
+  0    success (check: clean; compare: identical)
+  1    check: problems found; compare: different; maintain: some chains failed or were skipped
+  2    bad usage (unknown option, bad value, missing argument)
+  3    a path does not exist, is not a regular file, or cannot be read
+  4    not a VHD, or its metadata breaks the format (checksum, truncated, out of range)
+  5    the chain cannot be opened: parent not found, parent UUID mismatch, cycle, too deep
+  6    refused to protect data: saved state, fixed disk, output exists or is an input, disk locked or in use
+  7    writing failed (disk full, permission denied, I/O error); the original is intact
+  8    the output did not verify; it was discarded and the original is intact
+  70   internal error (a bug: please report it)
+  130  interrupted; the original is intact`;
+
+export function buildProgram(io: CliIO, done: (code: number) => void): Command {
+  const program = new Command();
+  program
+    .name('vhdtool')
+    .description('Keep chains of VHD differencing disks small, correct and short.')
+    .version(VERSION)
+    .configureOutput(outputConfig(io))
+    .exitOverride()
+    .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n${EXIT_HELP}`);
+  registerInfo(program, io, done);
+  registerCheck(program, io, done);
+  registerCompact(program, io, done);
+  registerMerge(program, io, done);
+  registerCompare(program, io, done);
+  registerCat(program, io, done);
+  registerMaintain(program, io, done);
+  for (const c of program.commands) c.exitOverride().configureOutput(outputConfig(io));
+  return program;
+}
+
+/** Help goes to stdout; usage errors become one line on stderr. */
+function outputConfig(io: CliIO) {
+  return {
+    writeOut: (s: string) => io.out(s.replace(/\n$/, '')),
+    writeErr: (s: string) => io.err(s.replace(/\n$/, '')),
+    outputError: (s: string, write: (s: string) => void) => write(`vhdtool: ${s.trim().replace(/^error: /, '').replace(/\n+/g, ' ')} (see --help)\n`),
+  };
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: string[], io?: Partial<CliIO>): Promise<number> {
+  const ac = new AbortController();
+  const cli: CliIO = {
+    out: io?.out ?? ((l) => process.stdout.write(l + '\n')),
+    err: io?.err ?? ((l) => process.stderr.write(l + '\n')),
+    tty: io?.tty ?? Boolean(process.stderr.isTTY),
+    signal: io?.signal ?? ac.signal,
+  };
+  let interrupts = 0;
+  const onSignal = () => {
+    interrupts++;
+    ac.abort();
+    if (interrupts > 1) {
+      for (const t of liveTemps) {
+        try { unlinkSync(t); } catch { /* gone */ }
+      }
+      process.exit(ErrorCodes.INTERRUPTED);
+    }
+  };
+  const installSignals = !io;
+  if (installSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  let code = 0;
+  const wantsJson = argv.includes('--json');
+  try {
+    const program = buildProgram(cli, (c) => { code = c; });
+    await program.parseAsync(argv);
+  } catch (e) {
+    code = report(cli, e, wantsJson);
+  } finally {
+    if (installSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+  }
+  return code;
+}
+
+function report(io: CliIO, e: unknown, wantsJson: boolean): number {
+  if (e instanceof CommanderError) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
+    // commander has already printed its one-line message.
+    return ErrorCodes.USAGE;
+  }
+  let err: VhdToolError;
+  if (e instanceof VhdToolError) err = e;
+  else {
+    const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
+    err = new VhdToolError('INTERNAL', `internal error: ${msg} (please report this; set VHDTOOL_DEBUG=1 for details)`);
+    if (process.env.VHDTOOL_DEBUG) io.err(String(e instanceof Error ? e.stack : e));
+  }
+  if (err.code === 'INTERRUPTED') io.err('vhdtool: interrupted; nothing was changed');
+  else io.err(`vhdtool: ${err.line}`);
+  if (wantsJson) io.out(JSON.stringify({ error: err.toJSON() }, null, 2));
+  return err.exitCode;
+}

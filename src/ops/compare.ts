@@ -1,0 +1,135 @@
+/**
+ * `compare A B`: do two disks (each resolved through its own parents) show
+ * the guest the same bytes? Like `qemu-img compare`: a size difference is
+ * fine when the extra area reads zero, unless `strict`.
+ *
+ * Only units where some layer of either chain holds data are read; the rest
+ * are zeros on both sides.
+ */
+import { SECTOR } from '../format/index.js';
+import { openChain } from '../chain/openChain.js';
+import { ChainResolver, type Piece } from '../chain/resolve.js';
+import type { Chain } from '../chain/chain.js';
+import type { DiffResult } from '../plan/tasks.js';
+import { resolveBase, MAX_UNIT_SECTORS, type OpBase } from './common.js';
+
+export interface CompareOptions extends OpBase {
+  parentA?: string;
+  parentB?: string;
+  /** Sizes must be equal too. */
+  strict?: boolean;
+  /** Stop after this many differing ranges (default 16). */
+  maxRanges?: number;
+}
+
+export interface CompareResult {
+  a: string;
+  b: string;
+  identical: boolean;
+  sizeA: number;
+  sizeB: number;
+  /** Byte offset of the first difference, or null. */
+  firstDifference: number | null;
+  /** Differing byte ranges [start, end), sector granular, in order (at most maxRanges). */
+  ranges: Array<[number, number]>;
+  /** Bytes actually read and compared (units where either side holds data). */
+  bytesCompared: number;
+  durationMs: number;
+}
+
+function markUnits(chain: Chain, unitBytes: number, marks: Uint8Array): void {
+  for (const l of chain.layersLeafFirst) {
+    const m = l.meta;
+    if (m.type === 'fixed') {
+      marks.fill(1, 0, Math.min(marks.length, Math.ceil(m.virtualSize / unitBytes)));
+      continue;
+    }
+    const bs = m.blockSize!;
+    for (const b of m.bat!.allocated()) {
+      const s = Math.floor((b * bs) / unitBytes);
+      const e = Math.min(marks.length, Math.ceil(((b + 1) * bs) / unitBytes));
+      for (let i = s; i < e; i++) marks[i] = 1;
+    }
+  }
+}
+
+function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
+  const r: number[] = [];
+  for (const p of pieces) r.push(p.sector - unitStart, p.count, p.layer < 0 ? -1 : fileBase + p.layer, p.fileOffset);
+  return r;
+}
+
+export async function compare(a: string, b: string, opts: CompareOptions = {}): Promise<CompareResult> {
+  const t0 = Date.now();
+  const ctx = resolveBase(opts, MAX_UNIT_SECTORS * SECTOR);
+  let ca: Chain | null = null;
+  let cb: Chain | null = null;
+  try {
+    ca = await openChain(ctx.fs, a, { parent: opts.parentA, mode: 'strict' });
+    cb = await openChain(ctx.fs, b, { parent: opts.parentB, mode: 'strict' });
+    const sizeA = ca.layersLeafFirst[0].meta.virtualSize;
+    const sizeB = cb.layersLeafFirst[0].meta.virtualSize;
+    const size = Math.max(sizeA, sizeB);
+    const unitSectors = MAX_UNIT_SECTORS;
+    const unitBytes = unitSectors * SECTOR;
+    const marks = new Uint8Array(Math.ceil(size / unitBytes));
+    markUnits(ca, unitBytes, marks);
+    markUnits(cb, unitBytes, marks);
+    const ra = new ChainResolver(ca);
+    const rb = new ChainResolver(cb);
+    const files = [...ca.layersLeafFirst.map((l) => l.path), ...cb.layersLeafFirst.map((l) => l.path)];
+    const nA = ca.layersLeafFirst.length;
+    const maxRanges = opts.maxRanges ?? 16;
+    const ranges: Array<[number, number]> = [];
+    let first: number | null = null;
+    let bytesCompared = 0;
+    const free = Array.from({ length: ctx.runner.slots }, (_, i) => i);
+    const queue: Array<{ start: number; p: Promise<DiffResult>; slot: number }> = [];
+    let done = false;
+    const addRange = (s: number, e: number) => {
+      const last = ranges[ranges.length - 1];
+      if (last && last[1] === s) last[1] = e;
+      else if (ranges.length < maxRanges) ranges.push([s, e]);
+      else done = true;
+    };
+    const consume = async () => {
+      const q = queue.shift()!;
+      const r = await q.p;
+      free.push(q.slot);
+      if (r.first >= 0) {
+        if (first === null) first = q.start + r.first;
+        for (const [s, e] of r.ranges) addRange(q.start + s, q.start + e);
+      }
+      ctx.progress.advance(unitBytes);
+    };
+    ctx.progress.start('comparing', marks.reduce((n, m) => n + m, 0) * unitBytes);
+    try {
+      for (let u = 0; u < marks.length && !done; u++) {
+        if (!marks[u]) continue;
+        const s = u * unitSectors;
+        const n = Math.min(unitSectors, size / SECTOR - s);
+        const pa = await ra.resolveRange(0, s, n);
+        const pb = await rb.resolveRange(0, s, n);
+        if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) continue;
+        while (free.length === 0) await consume();
+        const slot = free.pop()!;
+        bytesCompared += n * SECTOR;
+        const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
+        p.catch(() => undefined);
+        queue.push({ start: s * SECTOR, p, slot });
+      }
+      while (queue.length) await consume();
+    } catch (e) {
+      await Promise.allSettled(queue.map((q) => q.p));
+      throw e;
+    } finally {
+      ctx.progress.done();
+    }
+    const identical = ranges.length === 0 && (!opts.strict || sizeA === sizeB);
+    return { a, b, identical, sizeA, sizeB, firstDifference: first, ranges, bytesCompared, durationMs: Date.now() - t0 };
+  } finally {
+    if (ca) await ca.close();
+    if (cb) await cb.close();
+    await ctx.close();
+  }
+}

@@ -1,0 +1,185 @@
+/**
+ * `merge CHILD PARENT OUT`: a new disk holding CHILD over PARENT; the inputs
+ * are never touched.
+ *
+ * - PARENT is a base (fixed or dynamic): OUT is a standalone disk.
+ * - PARENT is a differencing disk: OUT is a differencing disk linked to
+ *   PARENT's parent, holding only the sectors that differ from it.
+ * - `flatten`: the whole chain becomes one standalone disk.
+ *
+ * Merging is sector-exact: a child sector whose bit is 0 never overwrites
+ * the data below it. The output is as small as `compact` would make it.
+ */
+import * as path from 'node:path';
+import { VhdToolError } from '../errors.js';
+import { dateToVhdTime, newUuid, type Footer } from '../format/index.js';
+import { openChain } from '../chain/openChain.js';
+import { ChainResolver } from '../chain/resolve.js';
+import type { Chain } from '../chain/chain.js';
+import { hyperVLocators, newFooter, newHeader } from '../vhd/build.js';
+import { writeRewrite, dryRunRewrite, type OutputPlan } from '../exec/output.js';
+import type { OutputType } from '../exec/rewrite.js';
+import type { RewriteSpec } from '../plan/units.js';
+import { cleanStaleTemps } from '../io/atomic.js';
+import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
+import { refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+
+export interface MergeOptions extends OpBase {
+  /** Resolve the whole chain into one standalone disk. */
+  flatten?: boolean;
+  /** Standalone output type (default dynamic). */
+  type?: 'dynamic' | 'fixed';
+  /** Replace an existing OUT. */
+  force?: boolean;
+  /** Plan and count only. */
+  dryRun?: boolean;
+  /** Keep this UUID for the output instead of a new one (maintain shortening a chain in place). */
+  keepUuid?: string;
+}
+
+export interface MergeResult {
+  child: string;
+  parent: string | null;
+  output: string;
+  outputType: OutputType;
+  /** UUID of the new disk. */
+  uuid: string;
+  /** For a differencing output: the disk it is linked to. */
+  linkedTo: { path: string; uuid: string } | null;
+  layersMerged: number;
+  blocks: number;
+  bytesWritten: number;
+  fileSize: number;
+  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number };
+  dryRun: boolean;
+  durationMs: number;
+}
+
+export async function merge(childPath: string, parentPath: string, outPath: string, opts: MergeOptions = {}): Promise<MergeResult> {
+  return withChain(childPath, parentPath, opts, async (chain, ctx) => {
+    const layers = chain.layersLeafFirst;
+    const child = layers[0];
+    if (child.meta.type !== 'differencing') {
+      throw new VhdToolError('REFUSED', `${childPath} is not a differencing disk, so it has no parent to merge with`, childPath);
+    }
+    const parent = layers[1];
+    const standalone = opts.flatten || parent.meta.type !== 'differencing';
+    if (!standalone && opts.type) {
+      throw new VhdToolError('USAGE', `--type applies to a standalone output; ${parentPath} is itself a differencing disk (add --flatten to resolve the whole chain)`, parentPath);
+    }
+    const k = opts.flatten ? layers.length : 2;
+    return rewriteInto(chain, ctx, k, standalone ? (opts.type ?? 'dynamic') : 'differencing', outPath, opts, parentPath);
+  });
+}
+
+export interface ConvertOptions extends OpBase {
+  type?: 'dynamic' | 'fixed';
+  force?: boolean;
+  dryRun?: boolean;
+  /** The disk's parent, when it is a differencing disk (overrides its locators). */
+  parent?: string;
+}
+
+/** `convert DISK OUT`: the disk's guest content (its whole chain) as a new standalone dynamic or fixed disk. */
+export async function convert(disk: string, outPath: string, opts: ConvertOptions = {}): Promise<MergeResult> {
+  return withChain(disk, opts.parent, opts, async (chain, ctx) =>
+    rewriteInto(chain, ctx, chain.layersLeafFirst.length, opts.type ?? 'dynamic', outPath, opts, chain.layersLeafFirst[1]?.path ?? null));
+}
+
+type Ctx = ReturnType<typeof resolveBase>;
+
+async function withChain<T>(disk: string, parent: string | undefined, opts: OpBase, fn: (chain: Chain, ctx: Ctx) => Promise<T>): Promise<T> {
+  let ctx = resolveBase(opts);
+  let chain: Chain | null = null;
+  try {
+    chain = await openChain(ctx.fs, disk, { parent, mode: 'strict' });
+    const leaf = chain.layersLeafFirst[0];
+    refuseSavedState(leaf);
+    if (!opts.runner && leaf.meta.blockSize) {
+      await ctx.close();
+      ctx = resolveBase(opts, leaf.meta.blockSize);
+    }
+    return await fn(chain, ctx);
+  } finally {
+    if (chain) await chain.close();
+    await ctx.close();
+  }
+}
+
+async function rewriteInto(
+  chain: Chain, ctx: Ctx, k: number, outType: OutputType, outPath: string,
+  opts: MergeOptions, parentPath: string | null,
+): Promise<MergeResult> {
+  const t0 = Date.now();
+  const fs = ctx.fs;
+  const layers = chain.layersLeafFirst;
+  const child = layers[0];
+  const blockSize = child.meta.blockSize ?? 2 * 1024 * 1024;
+  await refuseOutputIsInput(fs, outPath, [chain]);
+  await requireOutputDir(fs, outPath);
+  if (!opts.dryRun) {
+    await refuseExisting(fs, outPath, opts.force ?? false);
+    await cleanStaleTemps(fs, path.resolve(outPath));
+  }
+  await refuseDirtyBitmaps(layers.slice(0, k), ctx.runner);
+
+  const cf = child.meta.footer;
+  const footer: Footer = {
+    ...newFooter({ type: outType, virtualSize: child.meta.virtualSize, uniqueId: (opts.keepUuid as Footer['uniqueId']) ?? newUuid(), timestamp: dateToVhdTime(new Date()) }),
+    // The output shows the child's disk: keep how its producer sized it.
+    creatorApplication: cf.creatorApplication,
+    creatorVersion: cf.creatorVersion,
+    creatorHostOs: cf.creatorHostOs,
+    originalSize: cf.originalSize,
+    geometry: { ...cf.geometry },
+  };
+  let plan: OutputPlan;
+  let linkedTo: MergeResult['linkedTo'] = null;
+  if (outType === 'fixed') {
+    plan = { type: 'fixed', footer, locators: [], align: 4096 };
+  } else if (outType === 'dynamic') {
+    plan = { type: 'dynamic', footer, header: newHeader(blockSize, Math.ceil(child.meta.virtualSize / blockSize), null), locators: [], align: 4096 };
+  } else {
+    const gp = layers[k];
+    const ph = layers[k - 1].meta.header!;
+    linkedTo = { path: gp.path, uuid: gp.meta.footer.uniqueId };
+    plan = {
+      type: 'differencing',
+      footer,
+      header: newHeader(blockSize, Math.ceil(child.meta.virtualSize / blockSize), {
+        uniqueId: gp.meta.footer.uniqueId,
+        timestamp: ph.parentTimestamp,
+        unicodeName: path.basename(gp.path),
+      }),
+      locators: hyperVLocators(outPath, gp.realPath),
+      align: 4096,
+    };
+  }
+  const spec: RewriteSpec = {
+    chain, sourceCount: k, blockSize: outType === 'fixed' ? Math.min(blockSize, 4 << 20) : blockSize,
+    virtualSize: child.meta.virtualSize, unitSectors: unitSectorsFor(blockSize),
+  };
+  const resolver = new ChainResolver(chain);
+  const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal };
+  const r = opts.dryRun
+    ? await dryRunRewrite(runCtx, spec, resolver, plan)
+    : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), { replace: opts.force ?? false, mode: 0o644 });
+  return {
+    child: child.path,
+    parent: parentPath,
+    output: outPath,
+    outputType: outType,
+    uuid: footer.uniqueId,
+    linkedTo,
+    layersMerged: k,
+    blocks: outType === 'fixed' ? 0 : r.stats.blocksStored,
+    bytesWritten: r.stats.bytesWritten,
+    fileSize: r.size,
+    sectors: {
+      examined: r.stats.sectorsExamined, kept: r.stats.sectorsKept,
+      sameAsParent: r.stats.sectorsSameAsParent, zeroOverZero: r.stats.sectorsZeroOverZero,
+    },
+    dryRun: opts.dryRun ?? false,
+    durationMs: Date.now() - t0,
+  };
+}
