@@ -22,6 +22,8 @@ import type { OutputType } from '../exec/rewrite.js';
 import type { RewriteSpec } from '../plan/units.js';
 import { cleanStaleTemps } from '../io/atomic.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
+import { lockDisk, type DiskLock } from '../io/lock.js';
+import { pidsHolding } from '../io/inUse.js';
 import { refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
 
 export interface MergeOptions extends OpBase {
@@ -33,8 +35,12 @@ export interface MergeOptions extends OpBase {
   force?: boolean;
   /** Plan and count only. */
   dryRun?: boolean;
-  /** Keep this UUID for the output instead of a new one (maintain shortening a chain in place). */
-  keepUuid?: string;
+}
+
+/** Internal: how rewriteInto publishes. */
+interface Publish {
+  /** Replace the leaf itself (coalesceInPlace): keep its footer (UUID, time stamp, creator) and file mode. */
+  inPlace?: boolean;
 }
 
 export interface MergeResult {
@@ -108,31 +114,36 @@ async function withChain<T>(disk: string, parent: string | undefined, opts: OpBa
 
 async function rewriteInto(
   chain: Chain, ctx: Ctx, k: number, outType: OutputType, outPath: string,
-  opts: MergeOptions, parentPath: string | null,
+  opts: MergeOptions, parentPath: string | null, publish: Publish = {},
 ): Promise<MergeResult> {
   const t0 = Date.now();
   const fs = ctx.fs;
   const layers = chain.layersLeafFirst;
   const child = layers[0];
   const blockSize = child.meta.blockSize ?? 2 * 1024 * 1024;
-  await refuseOutputIsInput(fs, outPath, [chain]);
-  await requireOutputDir(fs, outPath);
+  if (!publish.inPlace) {
+    await refuseOutputIsInput(fs, outPath, [chain]);
+    await requireOutputDir(fs, outPath);
+  }
   if (!opts.dryRun) {
-    await refuseExisting(fs, outPath, opts.force ?? false);
+    if (!publish.inPlace) await refuseExisting(fs, outPath, opts.force ?? false);
     await cleanStaleTemps(fs, path.resolve(outPath));
   }
   await refuseDirtyBitmaps(layers.slice(0, k), ctx.runner);
 
   const cf = child.meta.footer;
-  const footer: Footer = {
-    ...newFooter({ type: outType, virtualSize: child.meta.virtualSize, uniqueId: (opts.keepUuid as Footer['uniqueId']) ?? newUuid(), timestamp: dateToVhdTime(new Date()) }),
-    // The output shows the child's disk: keep how its producer sized it.
-    creatorApplication: cf.creatorApplication,
-    creatorVersion: cf.creatorVersion,
-    creatorHostOs: cf.creatorHostOs,
-    originalSize: cf.originalSize,
-    geometry: { ...cf.geometry },
-  };
+  const footer: Footer = publish.inPlace
+    // Same content, same identity: the leaf's own children stay valid.
+    ? { ...cf, diskType: outType, dataOffset: outType === 'fixed' ? null : 512, savedState: 0 }
+    : {
+      ...newFooter({ type: outType, virtualSize: child.meta.virtualSize, uniqueId: newUuid(), timestamp: dateToVhdTime(new Date()) }),
+      // The output shows the child's disk: keep how its producer sized it.
+      creatorApplication: cf.creatorApplication,
+      creatorVersion: cf.creatorVersion,
+      creatorHostOs: cf.creatorHostOs,
+      originalSize: cf.originalSize,
+      geometry: { ...cf.geometry },
+    };
   let plan: OutputPlan;
   let linkedTo: MergeResult['linkedTo'] = null;
   if (outType === 'fixed') {
@@ -163,7 +174,10 @@ async function rewriteInto(
   const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal };
   const r = opts.dryRun
     ? await dryRunRewrite(runCtx, spec, resolver, plan)
-    : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), { replace: opts.force ?? false, mode: 0o644 });
+    : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
+      replace: publish.inPlace ? true : (opts.force ?? false),
+      mode: publish.inPlace ? (await fs.stat(outPath)).mode & 0o7777 : 0o644,
+    });
   return {
     child: child.path,
     parent: parentPath,
@@ -182,4 +196,42 @@ async function rewriteInto(
     dryRun: opts.dryRun ?? false,
     durationMs: Date.now() - t0,
   };
+}
+
+export interface CoalesceOptions extends OpBase {
+  parent?: string;
+  dryRun?: boolean;
+  /** Skip the lock and the open-by-another-process check (callers that hold them). */
+  noLock?: boolean;
+}
+
+/**
+ * Shortens a chain by one layer: the leaf is coalesced with its parent and
+ * the result replaces the leaf file at its own path, atomically, keeping the
+ * leaf's UUID and footer (its content is unchanged, so disks that point at the
+ * leaf stay valid). The parent is never written; it may become unused.
+ * When the parent is a base disk, the leaf becomes a standalone dynamic disk.
+ */
+export async function coalesceInPlace(leafPath: string, opts: CoalesceOptions = {}): Promise<MergeResult> {
+  const fs = opts.fs ?? (await import('../io/fsys.js')).nodeFileSystem;
+  const target = await fs.realpath(leafPath).catch(() => path.resolve(leafPath));
+  let lock: DiskLock | null = null;
+  try {
+    if (!opts.dryRun && !opts.noLock) lock = await lockDisk(fs, target);
+    return await withChain(leafPath, opts.parent, opts, async (chain, ctx) => {
+      const layers = chain.layersLeafFirst;
+      const leaf = layers[0];
+      if (leaf.meta.type !== 'differencing') {
+        throw new VhdToolError('REFUSED', 'not a differencing disk: there is no parent to coalesce with', leafPath);
+      }
+      if (!opts.dryRun && !opts.noLock) {
+        const holders = await pidsHolding(leaf.dev, leaf.ino);
+        if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')})`, leafPath);
+      }
+      const outType: OutputType = layers[1].meta.type === 'differencing' ? 'differencing' : 'dynamic';
+      return rewriteInto(chain, ctx, 2, outType, target, { dryRun: opts.dryRun }, layers[1].path, { inPlace: true });
+    });
+  } finally {
+    if (lock) await lock.release();
+  }
 }
