@@ -9,7 +9,7 @@
 import * as path from 'node:path';
 import {
   bitmapBytes, dateToVhdTime, setRange, SECTOR,
-  type DiskType, type Uuid,
+  type DiskType, type Uuid, type VhdTime,
 } from '../format/index.js';
 import type { FileSystem } from '../io/fsys.js';
 import { hyperVLocators, newFooter, newHeader, type LocatorData } from '../vhd/build.js';
@@ -39,6 +39,10 @@ export interface SynthLayer {
   /** Dynamic layers: set every bit of an allocated block (qemu, Hyper-V). Default true. */
   fullBitmaps?: boolean;
   uniqueId?: Uuid;
+  /** Footer time stamp (default: now). */
+  timestamp?: VhdTime;
+  /** Parent time stamp in the header (default: the parent file's mtime). */
+  parentTimestamp?: VhdTime;
   /** Locators to write instead of W2ku + W2ru (differencing only). */
   locators?: LocatorData[];
   /** Parent unicode name instead of the parent's file name. */
@@ -104,7 +108,7 @@ export interface BuiltLayer {
 export async function writeSynthLayer(fs: FileSystem, file: string, layer: SynthLayer, parent: BuiltLayer | null): Promise<BuiltLayer> {
   const f = await fs.createExclusive(file);
   try {
-    const footer = newFooter({ type: layer.type, virtualSize: layer.virtualSize, uniqueId: layer.uniqueId });
+    const footer = newFooter({ type: layer.type, virtualSize: layer.virtualSize, uniqueId: layer.uniqueId, timestamp: layer.timestamp });
     if (layer.type === 'fixed') {
       const w = new FixedWriter(f, footer);
       for (const wr of layer.writes) await w.write(wr.sector * SECTOR, wr.data);
@@ -117,7 +121,7 @@ export async function writeSynthLayer(fs: FileSystem, file: string, layer: Synth
       if (layer.type === 'differencing') {
         if (!parent) throw new Error('a differencing layer needs a parent');
         const st = await fs.stat(parent.path);
-        link = { uniqueId: parent.uniqueId, timestamp: dateToVhdTime(new Date(st.mtimeMs)), unicodeName: layer.parentName ?? path.basename(parent.path) };
+        link = { uniqueId: parent.uniqueId, timestamp: layer.parentTimestamp ?? dateToVhdTime(new Date(st.mtimeMs)), unicodeName: layer.parentName ?? path.basename(parent.path) };
         locators = layer.locators ?? hyperVLocators(file, parent.path);
       }
       const header = newHeader(blockSize, needed + (layer.spareEntries ?? 0), link);
