@@ -102,10 +102,11 @@ export class Kernel {
       const count = t.src[i + 1];
       const start = first * SECTOR;
       const end = start + count * SECTOR;
-      // Whole-run fast path: equal (or zero) everywhere.
+      // Whole-run fast path: equal to the reference (or zero) everywhere.
       if (ref ? src.compare(ref, start, end, start, end) === 0 : isZeroRange(src, start, end)) {
-        for (let s = first; s < first + count; s++) drop[s >>> 3] |= 0x80 >>> (s & 7);
-        if (t.src[i + 2] < 0) { zz += count; continue; }
+        setRun(drop, first, count);
+        if (t.src[i + 2] < 0 || !ref) { zz += count; continue; }
+        if (isZeroRange(src, start, end)) { zz += count; continue; }
         for (let o = start; o < end; o += SECTOR) {
           if (isZeroSector(src, o)) zz++;
           else same++;
@@ -118,17 +119,14 @@ export class Kernel {
         drop[s >>> 3] |= 0x80 >>> (s & 7);
         if (ref && !isZeroSector(src, o)) same++;
         else zz++;
-        src.fill(0, o, o + SECTOR);
       }
     }
-    // Dropped sectors must hold zeros in the output (spec): whole-run drops are zeroed here.
-    for (let i = 0; i < t.src.length; i += 4) {
-      const first = t.src[i];
-      const count = t.src[i + 1];
-      if (allSet(drop, first, count)) src.fill(0, first * SECTOR, (first + count) * SECTOR);
-    }
     let digest: string | null = null;
-    if (t.digest && kept > 0) digest = createHash('sha1').update(src.subarray(0, unitBytes)).digest('hex');
+    if (kept > 0 && t.digest) {
+      // Dropped sectors must hold zeros in the output (spec); only written units need it.
+      zeroDropped(src, drop, t.src);
+      digest = createHash('sha1').update(src.subarray(0, unitBytes)).digest('hex');
+    }
     return { drop, kept, sameAsParent: same, zeroOverZero: zz, digest };
   }
 
@@ -194,9 +192,23 @@ export class Kernel {
   }
 }
 
-function allSet(bm: Uint8Array, first: number, count: number): boolean {
-  for (let s = first; s < first + count; s++) if ((bm[s >>> 3] & (0x80 >>> (s & 7))) === 0) return false;
-  return true;
+function setRun(bm: Uint8Array, first: number, count: number): void {
+  for (let s = first; s < first + count; s++) bm[s >>> 3] |= 0x80 >>> (s & 7);
+}
+
+/** Zeroes, within the source runs, every sector marked in `drop`, one fill per run of drops. */
+function zeroDropped(buf: Buffer, drop: Uint8Array, runs: number[]): void {
+  for (let i = 0; i < runs.length; i += 4) {
+    const end = runs[i] + runs[i + 1];
+    let s = runs[i];
+    while (s < end) {
+      if ((drop[s >>> 3] & (0x80 >>> (s & 7))) === 0) { s++; continue; }
+      let e = s + 1;
+      while (e < end && (drop[e >>> 3] & (0x80 >>> (e & 7))) !== 0) e++;
+      buf.fill(0, s * SECTOR, e * SECTOR);
+      s = e;
+    }
+  }
 }
 
 /** Zero-fills the parts of the unit not covered by runs. */

@@ -7,6 +7,7 @@ import { Command, CommanderError } from 'commander';
 import { ErrorCodes, VhdToolError } from '../errors.js';
 import { liveTemps } from '../io/atomic.js';
 import type { CliIO } from './context.js';
+import { loadSpinner } from './progress.js';
 import { registerInfo } from './commands/info.command.js';
 import { registerCheck } from './commands/check.command.js';
 import { registerCompact } from './commands/compact.command.js';
@@ -87,6 +88,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   }
   let code = 0;
   const wantsJson = argv.includes('--json');
+  if (cli.tty && !wantsJson) await loadSpinner();
   try {
     const program = buildProgram(cli, (c) => { code = c; });
     await program.parseAsync(argv);

@@ -1,5 +1,5 @@
 /** The ora-backed progress sink: the only module that imports ora. */
-import ora, { type Ora } from 'ora';
+import type { Ora } from 'ora';
 import { noopProgress, type ProgressSink } from '../progress.js';
 
 function fmtBytes(n: number): string {
@@ -14,7 +14,15 @@ function fmtEta(s: number): string {
   return `${Math.floor(s / 60)}m${String(Math.ceil(s % 60)).padStart(2, '0')}s`;
 }
 
-/** A spinner with percent, MB/s and ETA on a TTY; silent otherwise. */
+type OraFactory = (typeof import('ora'))['default'];
+let oraFactory: OraFactory | null = null;
+
+/** Loads ora only when a spinner will really be shown (it costs start-up time). */
+export async function loadSpinner(): Promise<void> {
+  if (!oraFactory) oraFactory = (await import('ora')).default;
+}
+
+/** A spinner with percent, MB/s and ETA on a TTY; silent otherwise. Call loadSpinner() first. */
 export function spinnerProgress(enabled: boolean): ProgressSink {
   if (!enabled) return noopProgress;
   let spinner: Ora | null = null;
@@ -39,7 +47,7 @@ export function spinnerProgress(enabled: boolean): ProgressSink {
       total = t;
       done = 0;
       t0 = Date.now();
-      spinner = ora({ text: `${l}…`, stream: process.stderr, discardStdin: false }).start();
+      spinner = oraFactory ? oraFactory({ text: `${l}…`, stream: process.stderr, discardStdin: false }).start() : null;
     },
     advance(n) {
       done += n;

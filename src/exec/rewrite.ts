@@ -84,6 +84,8 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const queue: Array<{ u: UnitPlan; p: Promise<CompareResult> | null }> = [];
   let current: BlockState | null = null;
   const dry = !target.sparse && !target.fixed;
+  const outFile = target.sparse?.file ?? target.fixed?.file ?? null;
+  const flusher = outFile ? new Flusher(() => outFile.sync()) : null;
 
   const consume = async (item: { u: UnitPlan; p: Promise<CompareResult> | null }) => {
     const { u } = item;
@@ -126,6 +128,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
               await target.sparse!.writeData(st.offset, u.offsetInBlock * SECTOR, data);
             }
             if (digests) digests.add(at, len, r.digest!);
+            await flusher?.wrote(len);
           }
         }
       } finally {
@@ -150,7 +153,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (u.task) {
         while (freeSlots.length === 0) await consume(queue.shift()!);
         u.task.slot = freeSlots.pop()!;
-        u.task.digest = digests !== null;
+        u.task.digest = !dry;
         p = runner.run<CompareResult>(u.task);
         p.catch(() => undefined);
       }
@@ -158,7 +161,9 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (queue.length > runner.slots * 4) await consume(queue.shift()!);
     }
     while (queue.length) await consume(queue.shift()!);
+    await flusher?.drain();
   } catch (e) {
+    await flusher?.drain().catch(() => undefined);
     // Let in-flight tasks finish before the slots are reused or the runner closes.
     await Promise.allSettled(queue.map((q) => q.p));
     throw e;
@@ -166,4 +171,31 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   stats.blocksVisited = counters.blocksVisited;
   stats.emptyBlocks = counters.emptyBlocks;
   return stats;
+}
+
+/**
+ * Starts writeback early: after every `every` bytes written, an fsync runs in
+ * the background while the pipeline goes on, so the final fsync has little
+ * left to do and disk writes overlap reading and comparing. At most one is in
+ * flight; its error surfaces at the next write or at the end.
+ */
+export class Flusher {
+  private pending = 0;
+  private inflight: Promise<void> | null = null;
+  private failure: unknown = null;
+
+  constructor(private readonly sync: () => Promise<void>, private readonly every = 32 * 1024 * 1024) {}
+
+  async wrote(bytes: number): Promise<void> {
+    if (this.failure) throw this.failure;
+    this.pending += bytes;
+    if (this.pending < this.every || this.inflight) return;
+    this.pending = 0;
+    this.inflight = this.sync().catch((e) => { this.failure = e; }).finally(() => { this.inflight = null; });
+  }
+
+  async drain(): Promise<void> {
+    if (this.inflight) await this.inflight;
+    if (this.failure) throw this.failure;
+  }
 }

@@ -3,8 +3,9 @@
  * old file or the new one whole, never a mix:
  *
  *   1. create `.<name>.vhdtool-<pid>-<random>.tmp` beside the target (O_EXCL);
- *   2. write it, fsync it, close it;
- *   3. verify it (re-open and check against the plan);
+ *   2. write it and fsync it; meanwhile verify it (re-open it and check
+ *      it against the plan: the bytes re-read are the ones fsync writes);
+ *   3. close it once both succeeded;
  *   4. publish: rename over the target (replace) or hard-link to the target
  *      name and unlink the temporary (no-clobber);
  *   5. fsync the directory.
@@ -97,10 +98,16 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     let result: T;
     try {
       result = await produce(file, temp);
-      await file.sync();
     } catch (e) {
       throw e instanceof VhdToolError ? e : fromSystemError(e, target, true);
     }
+    // The final fsync and the verification (a re-read from the page cache) run
+    // side by side; publishing waits for both.
+    const synced = file.sync().then(() => null, (e: unknown) => fromSystemError(e, target, true));
+    const verified = opts.verify ? opts.verify(temp).then(() => null, (e: unknown) => e) : Promise.resolve(null);
+    const [syncErr, verifyErr] = await Promise.all([synced, verified]);
+    if (syncErr) throw syncErr;
+    if (verifyErr) throw verifyErr;
     const f = file;
     file = null;
     try {
@@ -108,7 +115,6 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     } catch (e) {
       throw fromSystemError(e, target, true);
     }
-    if (opts.verify) await opts.verify(temp);
     if (opts.shouldPublish && !opts.shouldPublish()) return result;
     try {
       if (opts.replace) {

@@ -6,6 +6,7 @@ import { nodeFileSystem } from '../io/fsys.js';
 import { createRunner, defaultThreads, type TaskRunner } from '../parallel/pool.js';
 import { findDirtyUnsetSectors } from '../check/unset.js';
 import type { Layer } from '../chain/chain.js';
+import type { Uuid } from '../format/index.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 
 /** Largest unit of work: 4 MiB (8192 sectors). Bounds memory whatever the block size. */
@@ -19,6 +20,8 @@ export interface OpBase {
   runner?: TaskRunner;
   progress?: ProgressSink;
   signal?: AbortSignal;
+  /** More places to look for a parent with a given UUID, passed to openChain (maintain's index of its roots). */
+  extraCandidates?: (uuid: Uuid) => string[];
 }
 
 export interface Resolved {

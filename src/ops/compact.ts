@@ -60,7 +60,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
   let ctx = base0;
   try {
     const target = opts.output ? path.resolve(opts.output) : await fs.realpath(disk).catch(() => path.resolve(disk));
-    chain = await openChain(fs, disk, { parent: opts.parent, mode: 'strict' });
+    chain = await openChain(fs, disk, { parent: opts.parent, mode: 'strict', extraCandidates: opts.extraCandidates });
     const leaf = chain.layersLeafFirst[0];
     const m = leaf.meta;
     if (m.type === 'fixed') {

@@ -98,7 +98,7 @@ async function withChain<T>(disk: string, parent: string | undefined, opts: OpBa
   let ctx = resolveBase(opts);
   let chain: Chain | null = null;
   try {
-    chain = await openChain(ctx.fs, disk, { parent, mode: 'strict' });
+    chain = await openChain(ctx.fs, disk, { parent, mode: 'strict', extraCandidates: opts.extraCandidates });
     const leaf = chain.layersLeafFirst[0];
     refuseSavedState(leaf);
     if (!opts.runner && leaf.meta.blockSize) {

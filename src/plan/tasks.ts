@@ -19,7 +19,10 @@ export interface CompareTask {
   src: number[];
   /** Reference runs over exactly the same sectors, or null when the reference is all zeros. */
   ref: number[] | null;
-  /** Compute a SHA-1 of the unit's final data (for verification after writing). */
+  /**
+   * The unit will be written: zero its dropped sectors in the slot and compute
+   * a SHA-1 of its final data (for verification after writing). False in dry runs.
+   */
   digest: boolean;
 }
 

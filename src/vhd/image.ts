@@ -10,7 +10,7 @@
 import { FormatError, VhdToolError, fromSystemError } from '../errors.js';
 import {
   Bat, batBytes, bitmapBytes, decodeBat, decodeFooter, decodeHeader, decodeLocatorData, footerChecksumOk,
-  headerChecksumOk, computeFooterChecksum, computeHeaderChecksum, encodeFooter, hex, hex32, isPowerOfTwo,
+  headerChecksumOk, computeFooterChecksum, latin1, computeHeaderChecksum, encodeFooter, hex, hex32, isPowerOfTwo,
   locatorSpaceBytes, roundUp, describeRegion, findOverlaps,
   FOOTER_COOKIE, FOOTER_SIZE, HEADER_COOKIE, HEADER_SIZE, HEADER_VERSION, FILE_FORMAT_VERSION, FEATURE_RESERVED,
   MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, POISON_COOKIE, SECTOR, SHORT_FOOTER_SIZE,
@@ -128,7 +128,9 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
   const footerLength = fileSize % SECTOR === SHORT_FOOTER_SIZE ? SHORT_FOOTER_SIZE : FOOTER_SIZE;
   let footerOffset = fileSize - footerLength;
   const endBytes = await readAt(file, footerOffset, footerLength);
-  let footer = decodeFooter(endBytes);
+  // Decode the end footer only when it is one: a text file or a cut file is "not a VHD", not "a VHD with a bad field".
+  const endCookie = latin1(endBytes, 0, 8);
+  const endFooter = endCookie === FOOTER_COOKIE || endCookie === POISON_COOKIE ? decodeFooter(endBytes) : null;
   if (footerLength === SHORT_FOOTER_SIZE) issues.warn('footer-511', 'footer is 511 bytes (Virtual PC before 2004)');
 
   let footerCopy: Footer | null = null;
@@ -139,10 +141,13 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
     if (c && c.cookie === FOOTER_COOKIE) footerCopy = c;
   }
 
-  if (footer.cookie === POISON_COOKIE) fatal('disk is marked busy by a journaled blktap operation (cookie "v_poison")', 'UNSUPPORTED');
-  if (footer.cookie !== FOOTER_COOKIE) {
+  if (endCookie === POISON_COOKIE) fatal('disk is marked busy by a journaled blktap operation (cookie "v_poison")', 'UNSUPPORTED');
+  let footer: Footer;
+  if (endFooter && endCookie === FOOTER_COOKIE) {
+    footer = endFooter;
+  } else {
     if (footerCopy && footerCopy.diskType !== 'fixed' && footerChecksumOk(footerCopy)) {
-      if (mode !== 'lenient') fatal(`end footer is missing or corrupt (cookie ${JSON.stringify(footer.cookie)}); the copy at offset 0 is intact`);
+      if (mode !== 'lenient') fatal(`end footer is missing or corrupt (cookie ${JSON.stringify(endCookie)}); the copy at offset 0 is intact`);
       issues.warn('footer-missing', 'end footer is missing or corrupt; using the copy at offset 0');
       footer = footerCopy;
       footerOffset = fileSize;

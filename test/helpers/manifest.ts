@@ -74,7 +74,8 @@ export function manifest(): Map<string, ManifestEntry> {
       features: parseInt(need(/features 0x([0-9a-f]+)/.exec(f), 'features', name)[1], 16),
       dataOffset: need(/data_offset (0x[0-9a-f]+)/.exec(f), 'data offset', name)[1],
       timestamp: Number(need(/timestamp (\d+)/.exec(f), 'timestamp', name)[1]),
-      creatorApp: unrepr(creator[1]),
+      // The manifest writes a NUL in a four-character code as "\\0" ('d2v\\0').
+      creatorApp: creator[1].replace(/\\\\0/g, '\0'),
       creatorVersion: parseInt(creator[2], 16),
       creatorHost: creator[3],
       originalSize: Number(sizes[1]),
