@@ -12,6 +12,8 @@ export interface Layer {
   /** Device and inode, to recognise the same file under another name. */
   dev: number;
   ino: number;
+  /** Modification time when opened, to notice a file changed under us. */
+  mtimeMs: number;
   vhd: Vhd;
   meta: VhdMeta;
   /** How the parent of this layer was found (null for the base). */

@@ -64,7 +64,7 @@ async function openLayer(fs: FileSystem, p: string, mode: OpenMode): Promise<Lay
   try {
     const realPath = await fs.realpath(p);
     const st = await fs.stat(p);
-    return { path: p, realPath, dev: st.dev, ino: st.ino, vhd, meta: vhd.meta, parentFoundBy: null };
+    return { path: p, realPath, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, vhd, meta: vhd.meta, parentFoundBy: null };
   } catch (e) {
     await vhd.close();
     throw fromSystemError(e, p, false);
@@ -116,7 +116,7 @@ async function findParent(fs: FileSystem, child: Layer, want: Uuid, candidates: 
     }
     const realPath = await fs.realpath(c.path);
     child.parentFoundBy = c.source;
-    return { path: c.path, realPath, dev: st.dev, ino: st.ino, vhd, meta: vhd.meta, parentFoundBy: null };
+    return { path: c.path, realPath, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs, vhd, meta: vhd.meta, parentFoundBy: null };
   }
   const where = tried.length ? `; tried ${tried.join(', ')}` : '; no locator or parent name to follow';
   if (mismatch) {

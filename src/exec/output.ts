@@ -70,7 +70,7 @@ export interface WriteResult {
  */
 export async function writeRewrite(
   ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
-  atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean },
+  atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void> },
 ): Promise<WriteResult> {
   const digests = new DigestLog();
   let stats: RewriteStats | null = null;
@@ -110,8 +110,9 @@ export async function writeRewrite(
         ctx.progress.done();
       }
     },
-    shouldPublish: () => {
+    shouldPublish: async () => {
       published = atomic.decide ? atomic.decide(stats!, size) : true;
+      if (published && atomic.beforePublish) await atomic.beforePublish();
       return published;
     },
   });

@@ -76,8 +76,8 @@ export interface AtomicOptions {
   mode?: number;
   /** Checks the fsynced temporary before it is published; throw to abort. */
   verify?: (tempPath: string) => Promise<void>;
-  /** Decides, after verification, whether to publish at all (false: discard, target untouched). */
-  shouldPublish?: () => boolean;
+  /** Decides, after verification, whether to publish at all (false: discard, target untouched; throw: abort). */
+  shouldPublish?: () => boolean | Promise<boolean>;
 }
 
 /**
@@ -115,7 +115,7 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     } catch (e) {
       throw fromSystemError(e, target, true);
     }
-    if (opts.shouldPublish && !opts.shouldPublish()) return result;
+    if (opts.shouldPublish && !(await opts.shouldPublish())) return result;
     try {
       if (opts.replace) {
         await fs.rename(temp, target);

@@ -60,3 +60,22 @@ export function refuseSavedState(l: Layer): void {
     throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', l.path);
   }
 }
+
+/**
+ * Refuses to publish when any input changed since it was opened (same
+ * inode, size and modification time expected): something wrote to the chain
+ * while vhdtool ran, and replacing or deriving from it could lose that write.
+ */
+export async function assertUnchanged(fs: FileSystem, layers: Layer[]): Promise<void> {
+  for (const l of layers) {
+    let st;
+    try {
+      st = await fs.stat(l.path);
+    } catch {
+      throw new VhdToolError('VERIFY_FAILED', 'input disappeared while vhdtool ran; nothing was replaced', l.path);
+    }
+    if (st.ino !== l.ino || st.dev !== l.dev || st.size !== l.meta.fileSize || st.mtimeMs !== l.mtimeMs) {
+      throw new VhdToolError('VERIFY_FAILED', 'input changed while vhdtool ran (another process wrote to it); nothing was replaced', l.path);
+    }
+  }
+}

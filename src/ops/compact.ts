@@ -16,7 +16,7 @@ import { locatorSpace, type LocatorData } from '../vhd/build.js';
 import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
-import { refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+import { assertUnchanged, refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
 import type { Chain } from '../chain/chain.js';
 
 export interface CompactOptions extends OpBase {
@@ -118,6 +118,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       const mode = (await fs.stat(disk)).mode & 0o7777;
       const r = await writeRewrite(runCtx, spec, resolver, plan, target, {
         replace: !opts.output || (opts.force ?? false), mode, decide: opts.output ? undefined : decide,
+        beforePublish: () => assertUnchanged(fs, chain!.layersLeafFirst),
       });
       ({ stats, size } = r);
       changed = r.published;

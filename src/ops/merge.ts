@@ -24,7 +24,7 @@ import { cleanStaleTemps } from '../io/atomic.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
 import { lockDisk, type DiskLock } from '../io/lock.js';
 import { pidsHolding } from '../io/inUse.js';
-import { refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+import { assertUnchanged, refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
 
 export interface MergeOptions extends OpBase {
   /** Resolve the whole chain into one standalone disk. */
@@ -177,6 +177,7 @@ async function rewriteInto(
     : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
       replace: publish.inPlace ? true : (opts.force ?? false),
       mode: publish.inPlace ? (await fs.stat(outPath)).mode & 0o7777 : 0o644,
+      beforePublish: () => assertUnchanged(fs, layers.slice(0, publish.inPlace ? layers.length : k + 1)),
     });
   return {
     child: child.path,

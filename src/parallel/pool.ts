@@ -67,6 +67,8 @@ export function kernelError(e: unknown): VhdToolError {
   }
   const sys = /^(E[A-Z]+): (.*?), \w+ '(.*)'$/.exec(msg);
   if (sys) return new VhdToolError('ACCESS', `cannot read (${sys[1]})`, sys[3]);
+  const bare = /^(E[A-Z]+): ([^,\n]*)/.exec(msg);
+  if (bare) return new VhdToolError('ACCESS', `read failed (${bare[1]}: ${bare[2]})`);
   return new VhdToolError('INTERNAL', `worker failed: ${msg.split('\n')[0]}`);
 }
 

@@ -1,0 +1,243 @@
+/**
+ * The maintain report: one JSON object (printed by --json, written by
+ * --report), the human summary, and the exit status. Pure.
+ */
+import { ErrorCodes, type ErrorCode } from '../errors.js';
+import type { DiskType } from '../format/index.js';
+import type { Shard } from './shard.js';
+
+export const REPORT_VERSION = 1;
+
+/** Why a disk or a chain was left alone without it being an error. */
+export type SkipReason =
+  | 'locked'              // another vhdtool (another maintain run) holds the lock: it is doing the work
+  | 'in-use'              // open in another process (a running VM, a backup agent)
+  | 'saved-state'         // a VM was saved with it attached
+  | 'external'            // outside the roots (or excluded): read, never written
+  | 'fixed'               // a fixed disk has nothing to reclaim
+  | 'below-threshold'     // reclaimable space below --min-reclaim (bounded without reading data)
+  | 'changed-during-run'  // another run changed the family after discovery; the next run sees it fresh
+  | 'still-referenced'    // an unused layer that a disk under the roots still names as its parent
+  | 'symlink'             // an unused layer reached through a symbolic link (not deleted)
+  | 'rewritten'           // dry run: the disk would be coalesced first, so its compaction is not measured
+  | 'chain-broken'        // the family cannot be opened (its error is reported once, on the chain)
+  | 'interrupted';
+
+export interface Skip {
+  reason: SkipReason;
+  message: string;
+}
+
+export interface ErrorEntry {
+  /** The disk (or folder) the error is about. */
+  path: string;
+  code: ErrorCode;
+  /** What the command alone would have exited with for this error. */
+  exitCode: number;
+  message: string;
+  /** What maintain was doing: discover, lock, verify-chain, measure, compact, coalesce, remove-orphan. */
+  during: string;
+}
+
+export interface DiskReport {
+  path: string;
+  uuid: string;
+  type: DiskType;
+  /** Parent at the end of the run (after shortening); null for a base. */
+  parent: string | null;
+  parentUuid: string | null;
+  /** Differencing layers from this disk down to its base (this one included) at the end of the run. */
+  depth: number | null;
+  external: boolean;
+  sizeBefore: number;
+  /** Null when the disk was removed. */
+  sizeAfter: number | null;
+  /** The dry-run figure (exact), measured before compaction; null when not measured. */
+  reclaimableBytes: number | null;
+  /** When not measured: the most compaction could reclaim (file size minus an empty disk). */
+  reclaimableAtMost: number | null;
+  reclaimedBytes: number;
+  changed: boolean;
+  removed: boolean;
+  skip: Skip | null;
+}
+
+export interface ActionReport {
+  action: 'compact' | 'coalesce' | 'remove-orphan';
+  disk: string;
+  /** True in a dry run: planned, not done. */
+  dryRun: boolean;
+  /** coalesce: the parent merged into the disk, and the disk's new parent (null: it became standalone). */
+  parent?: string;
+  newParent?: string | null;
+  bytesBefore?: number;
+  bytesAfter?: number;
+  /** compact: bytes freed (a dry run: bytes it would free). */
+  reclaimedBytes?: number;
+  durationMs: number;
+}
+
+export type ChainStatus = 'ok' | 'skipped' | 'failed';
+
+export interface ChainReport {
+  /** The family's base (for a broken family: its top disk, the one whose parent is missing). */
+  base: { path: string; uuid: string; type: DiskType; external: boolean };
+  /** The shard key: the base's UUID, or for a broken family the UUID of the missing parent. */
+  key: string;
+  /** ok: maintained (changed or already fine); skipped: left alone for a reason that is not an error; failed: an error. */
+  status: ChainStatus;
+  changed: boolean;
+  skip: Skip | null;
+  /** Every disk of the family, parents before children. */
+  disks: DiskReport[];
+  /** Each chain at the end of the run: leaf first, base last (paths). */
+  chains: string[][];
+  actions: ActionReport[];
+  bytesReclaimed: number;
+  /** Sum of the dry-run figures of the disks chosen for compaction. */
+  bytesReclaimable: number;
+  errors: ErrorEntry[];
+}
+
+export interface UnreadableReport {
+  path: string;
+  kind: 'file' | 'directory';
+  code: ErrorCode;
+  message: string;
+  uuid: string | null;
+}
+
+export interface MaintainSummary {
+  /** Disk files found under the roots (readable or not). */
+  disksFound: number;
+  unreadable: number;
+  /** Families of chains found (all shards). */
+  chains: number;
+  chainsInShard: number;
+  chainsOk: number;
+  chainsChanged: number;
+  chainsSkipped: number;
+  chainsFailed: number;
+  disksCompacted: number;
+  bytesReclaimed: number;
+  bytesReclaimable: number;
+  /** Chains (leaves) shortened by at least one layer. */
+  chainsShortened: number;
+  layersCoalesced: number;
+  orphansRemoved: number;
+  disksSkipped: number;
+  errors: number;
+  discoveryMs: number;
+}
+
+export interface MaintainReport {
+  tool: 'vhdtool';
+  command: 'maintain';
+  reportVersion: number;
+  startedAt: string;
+  finishedAt: string;
+  durationMs: number;
+  dryRun: boolean;
+  roots: string[];
+  shard: Shard;
+  options: {
+    minReclaim: number;
+    maxDepth: number | null;
+    removeOrphans: boolean;
+    exclude: string[];
+    threads: number;
+    concurrency: number;
+  };
+  /** 0 healthy; 1 some chain failed or was skipped for an error; otherwise the fatal error's code. */
+  exitCode: number;
+  status: 'healthy' | 'errors' | 'fatal';
+  fatal: ErrorEntry | null;
+  summary: MaintainSummary;
+  chains: ChainReport[];
+  unreadable: UnreadableReport[];
+  /** Every error of the run: the chains', the unreadable files' and the fatal one. */
+  errors: ErrorEntry[];
+  warnings: string[];
+}
+
+export function exitCodeOf(r: Pick<MaintainReport, 'fatal' | 'errors'>): number {
+  if (r.fatal) return r.fatal.exitCode;
+  return r.errors.length > 0 ? 1 : 0;
+}
+
+/** Fills summary, errors, status and exit code from the chains and unreadable files. */
+export function finalize(r: MaintainReport): MaintainReport {
+  const errors: ErrorEntry[] = [];
+  for (const c of r.chains) errors.push(...c.errors);
+  for (const u of r.unreadable) {
+    errors.push({ path: u.path, code: u.code, exitCode: exitCodeFor(u.code), message: u.message, during: 'discover' });
+  }
+  if (r.fatal) errors.push(r.fatal);
+  r.errors = errors;
+  const s = r.summary;
+  s.unreadable = r.unreadable.length;
+  s.chainsInShard = r.chains.length;
+  s.chainsOk = r.chains.filter((c) => c.status === 'ok').length;
+  s.chainsChanged = r.chains.filter((c) => c.changed).length;
+  s.chainsSkipped = r.chains.filter((c) => c.status === 'skipped').length;
+  s.chainsFailed = r.chains.filter((c) => c.status === 'failed').length;
+  const actions = r.chains.flatMap((c) => c.actions);
+  s.disksCompacted = actions.filter((a) => a.action === 'compact').length;
+  s.layersCoalesced = actions.filter((a) => a.action === 'coalesce').length;
+  s.chainsShortened = new Set(actions.filter((a) => a.action === 'coalesce').map((a) => a.disk)).size;
+  s.orphansRemoved = actions.filter((a) => a.action === 'remove-orphan').length;
+  s.bytesReclaimed = r.chains.reduce((n, c) => n + c.bytesReclaimed, 0);
+  s.bytesReclaimable = r.chains.reduce((n, c) => n + c.bytesReclaimable, 0);
+  s.disksSkipped = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.skip !== null).length, 0);
+  s.errors = errors.length;
+  r.exitCode = exitCodeOf(r);
+  r.status = r.fatal ? 'fatal' : errors.length ? 'errors' : 'healthy';
+  return r;
+}
+
+export function exitCodeFor(code: ErrorCode): number {
+  return ErrorCodes[code];
+}
+
+function fmt(n: number): string {
+  const abs = Math.abs(n);
+  if (abs >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+  if (abs >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(2)} MiB`;
+  if (abs >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} B`;
+}
+
+/** The human summary: one line per family that did something or has a problem, then totals. */
+export function renderHuman(r: MaintainReport, verbose = false): string[] {
+  const out: string[] = [];
+  const s = r.summary;
+  const shard = r.shard.count > 1 ? `, shard ${r.shard.index}/${r.shard.count}: ${s.chainsInShard} of ${s.chains} chain families` : '';
+  out.push(`vhdtool maintain${r.dryRun ? ' (dry run)' : ''}: ${s.disksFound} disk file(s) in ${s.chains} chain famil${s.chains === 1 ? 'y' : 'ies'}${shard}; discovery ${(s.discoveryMs / 1000).toFixed(2)} s`);
+  for (const c of r.chains) {
+    const parts: string[] = [];
+    const n = (k: ActionReport['action']) => c.actions.filter((a) => a.action === k).length;
+    const verb = r.dryRun ? 'would ' : '';
+    if (n('coalesce')) parts.push(`${verb}coalesce ${n('coalesce')} layer(s)`);
+    if (n('remove-orphan')) parts.push(`${verb}remove ${n('remove-orphan')} unused layer(s)`);
+    if (n('compact')) parts.push(r.dryRun ? `would compact ${n('compact')} disk(s), reclaiming ${fmt(c.bytesReclaimable)}` : `compacted ${n('compact')} disk(s), reclaimed ${fmt(c.bytesReclaimed)}`);
+    const skipped = c.disks.filter((d) => d.skip && !['below-threshold', 'external', 'fixed', 'chain-broken', 'rewritten'].includes(d.skip.reason));
+    for (const d of skipped) parts.push(`skipped ${d.path} (${d.skip!.reason})`);
+    if (c.skip) parts.push(`skipped: ${c.skip.message}`);
+    const head = `  ${c.base.path} (${c.disks.length} disk${c.disks.length === 1 ? '' : 's'})`;
+    if (c.status === 'failed') {
+      out.push(`${head}: FAILED${parts.length ? `; ${parts.join('; ')}` : ''}`);
+      for (const e of c.errors) out.push(`    ${e.path}: ${e.message}`);
+    } else if (parts.length || verbose) {
+      out.push(`${head}: ${parts.length ? parts.join('; ') : 'nothing to do'}`);
+    }
+  }
+  for (const u of r.unreadable) out.push(`  ${u.path}: UNREADABLE ${u.kind}: ${u.message}`);
+  for (const w of r.warnings) out.push(`  warning: ${w}`);
+  if (r.fatal) out.push(`  FATAL: ${r.fatal.path ? `${r.fatal.path}: ` : ''}${r.fatal.message}`);
+  const bytes = r.dryRun ? `would reclaim ${fmt(s.bytesReclaimable)} from ${s.disksCompacted} disk(s)` : `reclaimed ${fmt(s.bytesReclaimed)} from ${s.disksCompacted} disk(s)`;
+  const shortened = s.layersCoalesced ? `; ${r.dryRun ? 'would shorten' : 'shortened'} ${s.chainsShortened} chain(s) by ${s.layersCoalesced} layer(s)` : '';
+  const removed = s.orphansRemoved ? `; ${r.dryRun ? 'would remove' : 'removed'} ${s.orphansRemoved} unused layer(s)` : '';
+  const skipped = s.chainsSkipped ? `; ${s.chainsSkipped} chain famil${s.chainsSkipped === 1 ? 'y' : 'ies'} skipped` : '';
+  out.push(`${bytes}${shortened}${removed}${skipped}; ${s.errors} error(s); ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
+  return out;
+}
