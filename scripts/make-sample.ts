@@ -1,6 +1,7 @@
 /**
  * Generates the sample chain bundled in fixtures/sample/ (used by `npm start`).
- * Deterministic: fixed UUIDs, fixed data. Run: `npm run build && node dist/scripts/make-sample.js`.
+ * Deterministic: fixed UUIDs, time stamps and data. Run: `npm run sample`
+ * (or `node dist/scripts/make-sample.js DIR` to write elsewhere).
  *
  * base.vhd   dynamic, 32 MiB virtual, 512 KiB blocks, ~3 MiB written.
  * child.vhd  differencing over base.vhd, as a guest leaves it: new data,
@@ -17,7 +18,7 @@ import { encodeUtf16Le, type Uuid } from '../src/format/index.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
-const dir = path.join(root, 'fixtures', 'sample');
+const dir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'fixtures', 'sample');
 
 function pattern(bytes: number, seed: number): Uint8Array {
   const b = new Uint8Array(bytes);

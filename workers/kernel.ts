@@ -17,6 +17,8 @@ const SECTOR = 512;
 /** Prefix of the message of a short-read error, so the main thread can type it. */
 export const TRUNCATED_MARK = 'VHDTOOL_TRUNCATED:';
 const ZERO_SECTOR = Buffer.alloc(SECTOR);
+/** Largest read of the bitmap-invariant check (4 MiB). */
+const UNSET_CHUNK = 4 * 1024 * 1024;
 
 export class Kernel {
   private fds = new Map<string, number>();
@@ -131,7 +133,11 @@ export class Kernel {
   }
 
   unsetZero(t: UnsetZeroTask): UnsetZeroResult {
-    const buf = this.scratch.length >= t.sectors * SECTOR ? this.scratch : (this.scratch = alignedBuffer(t.sectors * SECTOR));
+    // Runs of clear bits are read in chunks of at most UNSET_CHUNK bytes, so memory stays bounded
+    // whatever the block size (a 2 GiB block must not mean a 2 GiB buffer).
+    const want = Math.min(t.sectors * SECTOR, UNSET_CHUNK);
+    const buf = this.scratch.length >= want ? this.scratch : (this.scratch = alignedBuffer(want));
+    const chunkSectors = Math.floor(buf.length / SECTOR);
     const dirty: number[] = [];
     let dirtyCount = 0;
     // Read only the runs of clear bits.
@@ -140,11 +146,12 @@ export class Kernel {
       const set = (t.bitmap[s >>> 3] & (0x80 >>> (s & 7))) !== 0;
       let e = s + 1;
       while (e < t.sectors && ((t.bitmap[e >>> 3] & (0x80 >>> (e & 7))) !== 0) === set) e++;
-      if (!set) {
-        this.readInto(t.file, buf, 0, (e - s) * SECTOR, t.dataOffset + s * SECTOR);
-        if (!isZeroRange(buf, 0, (e - s) * SECTOR)) {
-          for (let k = s; k < e; k++) {
-            if (!isZeroSector(buf, (k - s) * SECTOR)) {
+      for (let c = s; !set && c < e; c += chunkSectors) {
+        const n = Math.min(chunkSectors, e - c);
+        this.readInto(t.file, buf, 0, n * SECTOR, t.dataOffset + c * SECTOR);
+        if (!isZeroRange(buf, 0, n * SECTOR)) {
+          for (let k = c; k < c + n; k++) {
+            if (!isZeroSector(buf, (k - c) * SECTOR)) {
               dirtyCount++;
               if (dirty.length < 16) dirty.push(k);
             }
