@@ -12,7 +12,7 @@ import type { ChainResolver } from '../chain/resolve.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import type { RewriteSpec } from '../plan/units.js';
 import type { ProgressSink } from '../progress.js';
-import { locatorSpace, type LocatorData } from '../vhd/build.js';
+import { locatorSlot, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import { DigestLog } from './digestLog.js';
 import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
@@ -42,7 +42,7 @@ export function plannedSize(plan: OutputPlan, blocksStored: number): number {
   const h = plan.header!;
   const layout = sparseLayout({
     maxTableEntries: h.maxTableEntries, blockSize: h.blockSize,
-    locatorSpaces: plan.locators.map((l) => locatorSpace(l.data.length)), align: plan.align,
+    locatorSpaces: plan.locators.map((l) => locatorSlot(l)), align: plan.align,
   });
   return sparseFileSize(layout, blocksStored, h.blockSize);
 }

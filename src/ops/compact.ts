@@ -12,7 +12,7 @@ import { pidsHolding } from '../io/inUse.js';
 import { openChain } from '../chain/openChain.js';
 import { ChainResolver } from '../chain/resolve.js';
 import { visitedBlocks, type RewriteSpec } from '../plan/units.js';
-import { locatorSpace, type LocatorData } from '../vhd/build.js';
+import { hyperVLocators, locatorSlot, type LocatorData } from '../vhd/build.js';
 import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
@@ -88,13 +88,26 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
     const spec: RewriteSpec = { chain, sourceCount: 1, blockSize, virtualSize: m.virtualSize, unitSectors: unitSectorsFor(blockSize) };
     const locators: LocatorData[] = m.locators
       .filter((l) => l.data !== null && typeof l.entry.platform === 'string')
-      .map((l) => ({ platform: l.entry.platform as LocatorData['platform'], data: l.data! }));
+      .map((l) => ({
+        platform: l.entry.platform as LocatorData['platform'],
+        data: l.data!,
+        // Keep the room the producer reserved (Hyper-V: 4 KiB and 64 KiB) when it really lay in the file.
+        space: l.spaceBytes !== null && l.spaceBytes <= 1024 * 1024 && l.entry.dataOffset + l.spaceBytes <= m.footerOffset ? l.spaceBytes : undefined,
+      }));
+    if (opts.output && m.type === 'differencing' && path.dirname(path.resolve(opts.output)) !== path.dirname(leaf.realPath)) {
+      // Written elsewhere: the relative locators must lead from the new place to the same parent.
+      const rel = hyperVLocators(opts.output, chain.layersLeafFirst[1].realPath).find((l) => l.platform === 'W2ru')!;
+      for (let i = 0; i < locators.length; i++) {
+        if (locators[i].platform === 'W2ru') locators[i] = { ...locators[i], data: rel.data };
+        if (locators[i].platform === 'Wi2r') locators[i] = { ...locators[i], data: new TextEncoder().encode(new TextDecoder('utf-16le').decode(rel.data)) };
+      }
+    }
     const header = m.header!;
     // Hyper-V's 4 KiB-aligned layout, unless it could make the file larger than it is (packed originals).
     let visited = 0;
     for (const _ of visitedBlocks(spec)) visited++;
     const alignedMax = sparseFileSize(sparseLayout({
-      maxTableEntries: header.maxTableEntries, blockSize, locatorSpaces: locators.map((l) => locatorSpace(l.data.length)), align: 4096,
+      maxTableEntries: header.maxTableEntries, blockSize, locatorSpaces: locators.map((l) => locatorSlot(l)), align: 4096,
     }), visited, blockSize);
     const align = alignedMax <= m.fileSize ? 4096 : 512;
     const plan: OutputPlan = { type: m.type, footer: { ...m.footer }, header: { ...header }, locators, align };

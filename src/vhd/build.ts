@@ -73,6 +73,8 @@ export function newHeader(blockSize: number, maxTableEntries: number, parent: Pa
 export interface LocatorData {
   platform: PlatformCode;
   data: Uint8Array;
+  /** Bytes to reserve (rounded up to a sector); default: the data length rounded up. */
+  space?: number;
 }
 
 /**
@@ -92,4 +94,9 @@ export function hyperVLocators(childPath: string, parentPath: string): LocatorDa
 /** Bytes reserved for a locator's data: its length rounded up to a sector (at least one). */
 export function locatorSpace(dataLength: number): number {
   return Math.max(SECTOR, roundUp(dataLength, SECTOR));
+}
+
+/** Bytes reserved for a locator to be written: its requested space, at least its data, in sectors. */
+export function locatorSlot(l: LocatorData): number {
+  return Math.max(locatorSpace(l.data.length), roundUp(l.space ?? 0, SECTOR));
 }

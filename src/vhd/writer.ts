@@ -14,7 +14,7 @@ import {
   type DynamicHeader, type Footer, type SparseLayout,
 } from '../format/index.js';
 import type { RandomAccessFile } from '../io/fsys.js';
-import { locatorSpace, type LocatorData } from './build.js';
+import { locatorSlot, type LocatorData } from './build.js';
 
 export interface SparseSpec {
   /** Footer to write; data offset and checksum are filled in. */
@@ -40,7 +40,7 @@ export class SparseWriter {
     this.layout = sparseLayout({
       maxTableEntries: h.maxTableEntries,
       blockSize: h.blockSize,
-      locatorSpaces: spec.locators.map((l) => locatorSpace(l.data.length)),
+      locatorSpaces: spec.locators.map((l) => locatorSlot(l)),
       align: spec.align ?? 4096,
       locatorsFirst: spec.locatorsFirst,
     });
@@ -92,7 +92,7 @@ export class SparseWriter {
       locators: this.spec.header.locators.map((_, i) => {
         const d = this.spec.locators[i];
         if (!d) return { platform: null, dataSpace: 0, dataLength: 0, reserved: 0, dataOffset: 0 };
-        return { platform: d.platform, dataSpace: locatorSpace(d.data.length), dataLength: d.data.length, reserved: 0, dataOffset: l.locatorOffsets[i] };
+        return { platform: d.platform, dataSpace: locatorSlot(d), dataLength: d.data.length, reserved: 0, dataOffset: l.locatorOffsets[i] };
       }),
     });
     const footer = sealFooter({ ...this.spec.footer, dataOffset: l.headerOffset });
@@ -103,7 +103,7 @@ export class SparseWriter {
     await this.file.write(bat, 0, bat.length, l.tableOffset);
     for (let i = 0; i < this.spec.locators.length; i++) {
       const d = this.spec.locators[i].data;
-      const space = new Uint8Array(locatorSpace(d.length));
+      const space = new Uint8Array(locatorSlot(this.spec.locators[i]));
       space.set(d);
       await this.file.write(space, 0, space.length, l.locatorOffsets[i]);
     }
