@@ -76,6 +76,13 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
       for (let i = start; i < end; i++) marks[i] = 1;
     }
   }
+  // A source layer smaller than the output reads zeros past its end, hiding what the
+  // reference holds there: those zeros are content the output must keep.
+  if (spec.sourceCount < spec.chain.layersLeafFirst.length) {
+    let shortest = spec.virtualSize;
+    for (const l of layers) shortest = Math.min(shortest, l.meta.virtualSize);
+    if (shortest < spec.virtualSize) marks.fill(1, Math.floor(shortest / spec.blockSize));
+  }
   return (function* () {
     for (let i = 0; i < nOut; i++) if (marks[i]) yield i;
   })();
