@@ -35,7 +35,7 @@ export interface ErrorEntry {
   /** What the command alone would have exited with for this error. */
   exitCode: number;
   message: string;
-  /** What maintain was doing: discover, lock, verify-chain, measure, compact, coalesce, remove-orphan. */
+  /** What maintain was doing: discover, compact, coalesce, remove-orphan, maintain, write-report, write-metrics. */
   during: string;
 }
 
@@ -96,6 +96,8 @@ export interface ChainReport {
   bytesReclaimed: number;
   /** Sum of the dry-run figures of the disks chosen for compaction. */
   bytesReclaimable: number;
+  /** Temporary files of killed vhdtool runs removed from beside these disks. */
+  removedTemporaries: string[];
   errors: ErrorEntry[];
 }
 
@@ -216,13 +218,13 @@ export function renderHuman(r: MaintainReport, verbose = false): string[] {
   for (const c of r.chains) {
     const parts: string[] = [];
     const n = (k: ActionReport['action']) => c.actions.filter((a) => a.action === k).length;
-    const verb = r.dryRun ? 'would ' : '';
-    if (n('coalesce')) parts.push(`${verb}coalesce ${n('coalesce')} layer(s)`);
-    if (n('remove-orphan')) parts.push(`${verb}remove ${n('remove-orphan')} unused layer(s)`);
+    if (n('coalesce')) parts.push(`${r.dryRun ? 'would coalesce' : 'coalesced'} ${n('coalesce')} layer(s)`);
+    if (n('remove-orphan')) parts.push(`${r.dryRun ? 'would remove' : 'removed'} ${n('remove-orphan')} unused layer(s)`);
     if (n('compact')) parts.push(r.dryRun ? `would compact ${n('compact')} disk(s), reclaiming ${fmt(c.bytesReclaimable)}` : `compacted ${n('compact')} disk(s), reclaimed ${fmt(c.bytesReclaimed)}`);
     const skipped = c.disks.filter((d) => d.skip && !['below-threshold', 'external', 'fixed', 'chain-broken', 'rewritten'].includes(d.skip.reason));
     for (const d of skipped) parts.push(`skipped ${d.path} (${d.skip!.reason})`);
     if (c.skip) parts.push(`skipped: ${c.skip.message}`);
+    if (c.removedTemporaries.length) parts.push(`removed ${c.removedTemporaries.length} temporary file(s) of a killed run`);
     const head = `  ${c.base.path} (${c.disks.length} disk${c.disks.length === 1 ? '' : 's'})`;
     if (c.status === 'failed') {
       out.push(`${head}: FAILED${parts.length ? `; ${parts.join('; ')}` : ''}`);

@@ -1,7 +1,86 @@
 import type { Command } from 'commander';
-import type { CliIO } from '../context.js';
+import { InvalidArgumentError } from 'commander';
+import { DEFAULT_CONCURRENCY, maintain } from '../../ops/maintain.js';
+import { renderHuman } from '../../maintain/report.js';
+import { parseShard, type Shard } from '../../maintain/shard.js';
+import { json, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
 
-/** Placeholder registration; `maintain` is implemented in src/ops/maintain.ts. */
+function parseDepth(v: string): number {
+  if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number (differencing layers above the base)');
+  return Number(v);
+}
+
+function parseConcurrency(v: string): number {
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > 64) throw new InvalidArgumentError('must be a whole number from 1 to 64');
+  return Number(v);
+}
+
+function parseShardArg(v: string): Shard {
+  try {
+    return parseShard(v);
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+interface MaintainFlags {
+  dryRun?: boolean;
+  json?: boolean;
+  report?: string;
+  metrics?: string;
+  minReclaim?: number;
+  maxDepth?: number;
+  removeOrphans?: boolean;
+  exclude: string[];
+  shard?: Shard;
+  threads?: number;
+  concurrency?: number;
+  progress?: boolean;
+  verbose?: boolean;
+}
+
 export function registerMaintain(program: Command, io: CliIO, done: (code: number) => void): void {
-  void program; void io; void done;
+  program
+    .command('maintain')
+    .description('the nightly job: find every VHD under the roots, compact what is worth it, shorten deep chains, report (cron, systemd, Kubernetes)')
+    .argument('<roots...>', 'folders (or single disks) to search for .vhd and .avhd files')
+    .option('-n, --dry-run', 'change nothing, take no lock; report what would be done')
+    .option('--json', 'print the report as one JSON object')
+    .option('--report <file>', 'also write the JSON report to FILE (atomically)')
+    .option('--metrics <file>', 'write a Prometheus textfile for node_exporter to FILE (atomically)')
+    .option('--min-reclaim <bytes>', 'compact a disk only if that frees at least this much (default 64M; 0 = any amount)', parseSize)
+    .option('--max-depth <n>', 'shorten chains with more than N differencing layers above their base (default: never)', parseDepth)
+    .option('--remove-orphans', 'delete the intermediate layers shortening leaves unused (if no disk names them as parent)')
+    .option('--exclude <glob>', 'skip files and folders matching GLOB (repeatable; "*.avhd", "archive", "clients/old/**")', collect, [])
+    .option('--shard <K/N>', 'work only on the chain families of shard K of N (K from 0), by the UUID of their base', parseShardArg)
+    .option('--threads <n>', 'worker threads of the comparison pool (0 = none)', parseThreads)
+    .option('--concurrency <n>', `disks worked on at once (default ${DEFAULT_CONCURRENCY})`, parseConcurrency)
+    .option('-v, --verbose', 'list every chain family, also those with nothing to do')
+    .option('--no-progress', 'no progress spinner')
+    .addHelpText('after', [
+      '',
+      'Exit status: 0 every family healthy and maintained (a disk locked by another vhdtool, open in',
+      'another process or in saved state is skipped, which is not an error); 1 some family failed or was',
+      'skipped for an error (unreadable disk, missing or mismatched parent, failed operation); any other',
+      'code: a fatal error (see vhdtool --help).',
+      '',
+      'Examples:',
+      '  vhdtool maintain /srv/vhd --dry-run',
+      '  vhdtool maintain /srv/vhd --min-reclaim 256M --max-depth 4 --remove-orphans \\',
+      '      --report /var/log/vhdtool/maintain.json --metrics /var/lib/node_exporter/textfile/vhdtool.prom',
+      '  vhdtool maintain /mnt/vhd --shard 2/8 --exclude "*.avhd" --json',
+    ].join('\n'))
+    .action(async (roots: string[], o: MaintainFlags) => {
+      const r = await maintain(roots, {
+        dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans,
+        exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency,
+        reportFile: o.report, metricsFile: o.metrics, signal: io.signal, progress: progressFor(io, o),
+      });
+      if (o.json) json(io, r);
+      else for (const line of renderHuman(r, o.verbose)) io.out(line);
+      if (r.fatal) io.err(`vhdtool: ${r.fatal.path ? `${r.fatal.path}: ` : ''}${r.fatal.message}`);
+      done(r.exitCode);
+    });
 }
