@@ -1,0 +1,579 @@
+/**
+ * `npm run bench`: vhdtool against the machine's own ceilings (issue 7).
+ *
+ * A benchmark, not a test: it prints numbers and checks nothing but that each
+ * command succeeded and that its outputs hold the right content.
+ *
+ *   npm run bench                      # everything, 5 interleaved runs each
+ *   npm run bench -- --quick           # 1 run each (smoke)
+ *   npm run bench -- --only compact,merge
+ *   node dist/scripts/bench.js --help
+ *
+ * Data (generated once, cached in .bench-cache/ by generator version):
+ *   chain  8 GiB virtual, 2 MiB blocks: parent 1 GiB allocated, child 0.5 GiB
+ *          (identical, mixed-per-sector, new, zero and partial blocks), and
+ *          flat.vhd, their content as one disk, built independently;
+ *   scale  2040 GiB virtual, a few dozen blocks written;
+ *   tree   1000 small disks for `maintain --dry-run`.
+ *
+ * Method: each command is a child process; inputs are read once first (warm
+ * page cache); every repetition runs all operations in turn (baseline,
+ * vhdtool, baseline, ...), in reverse order on odd repetitions; writing
+ * commands get their output deleted, `sync` and a settle pause first, and
+ * every run waits (briefly) for the CPUs to look idle. Ratios are medians of
+ * per-repetition ratios. Output: Markdown on stdout, the same as JSON in
+ * .bench-cache/last.json, progress on stderr.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ensureChain, ensureScaleChain, ensureTree, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta } from './bench-gen.js';
+import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
+const cacheRoot = path.join(root, '.bench-cache');
+const vhdtool = path.join(root, 'bin', 'vhdtool.js');
+const MiB = 1024 * 1024;
+const RSS_LIMIT_MIB = 256;
+
+// ---------------------------------------------------------------------------
+// Options.
+
+const USAGE = `usage: node dist/scripts/bench.js [options]
+  --quick            1 run of each operation (smoke test)
+  --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,compare,info,scale,maintain
+                     (the baselines a ratio needs are added)
+  --settle S         seconds to wait after deleting an output and sync (default 3)
+  --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
+  --no-verify        skip checking the outputs of compact and merge against flat.vhd
+  --small            a 1/8 chain (harness smoke test; figures not comparable)
+  --rusage MODE      gnu-time or node-hook (default: gnu-time when /usr/bin/time is GNU time)`;
+
+interface Options {
+  runs: number;
+  only: Set<string> | null;
+  settle: number;
+  quietWait: number;
+  verify: boolean;
+  small: boolean;
+  rusage: RusageMode | null;
+}
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { runs: 5, only: null, settle: 3, quietWait: 5, verify: true, small: false, rusage: null };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const num = (): number => {
+      const v = Number(argv[++i]);
+      if (!Number.isFinite(v) || v < 0) usage(`${a} needs a number`);
+      return v;
+    };
+    switch (a) {
+      case '--quick': o.runs = 1; o.settle = 1; o.quietWait = 2; break;
+      case '--runs': o.runs = Math.max(1, Math.floor(num())); break;
+      case '--only': o.only = new Set((argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean)); break;
+      case '--settle': o.settle = num(); break;
+      case '--quiet-wait': o.quietWait = num(); break;
+      case '--no-verify': o.verify = false; break;
+      case '--small': o.small = true; break;
+      case '--rusage': {
+        const v = argv[++i];
+        if (v !== 'gnu-time' && v !== 'node-hook') usage('--rusage: gnu-time or node-hook');
+        o.rusage = v;
+        break;
+      }
+      case '-h': case '--help': console.log(USAGE); process.exit(0); break;
+      default: usage(`unknown option ${a}`);
+    }
+  }
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'compare', 'info', 'scale', 'maintain'];
+  for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
+  return o;
+}
+
+function usage(msg: string): never {
+  console.error(`bench: ${msg}\n${USAGE}`);
+  process.exit(2);
+}
+
+const log = (s: string) => process.stderr.write(s + '\n');
+
+// ---------------------------------------------------------------------------
+// Operations.
+
+interface Op {
+  id: string;
+  group: string;
+  label: string;
+  argv: string[];
+  /** Written by the command: deleted before each run. */
+  output?: string;
+  /** Bytes of data the operation processes (for MB/s); null: no rate. */
+  bytes: number | null;
+  bytesNote: string;
+  expectCode: number;
+  vhdtool: boolean;
+  /** Absolute target in seconds, if any. */
+  targetSeconds?: number;
+  /** Checks the first run's result; returns a note (problems start with "FAIL"). */
+  verify?: (s: Sample) => string;
+}
+
+interface Composite {
+  id: string;
+  label: string;
+  parts: string[];
+}
+
+interface RatioSpec {
+  op: string;
+  baseline: string;
+  target: number;
+  goal?: number;
+}
+
+const sh = (script: string, ...args: string[]) => ['/bin/sh', '-c', script, 'sh', ...args];
+const node = (...args: string[]) => [process.execPath, vhdtool, ...args];
+
+function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[]; speedups: { t1: string; tn: string; goal?: number; label: string }[] } {
+  const dir = path.dirname(m.child);
+  const out = (n: string) => path.join(dir, `out-${n}.vhd`);
+  const catAllBytes = m.parentFileBytes + m.childFileBytes + m.flatFileBytes;
+  const mergeBytes = m.parentDataBytes + m.childDataBytes;
+  const compareBytes = m.parentDataBytes + m.childDataBytes + m.flatDataBytes;
+  const ops: Op[] = [];
+  const add = (op: Omit<Op, 'expectCode' | 'vhdtool'> & Partial<Pick<Op, 'expectCode' | 'vhdtool'>>) =>
+    ops.push({ expectCode: 0, vhdtool: false, ...op });
+
+  const verifyAgainstFlat = (file: string) => (): string => {
+    if (!o.verify) return '';
+    const r = spawnSync(process.execPath, [vhdtool, 'compare', file, m.flat, '--json', '--no-progress'], { encoding: 'utf8' });
+    return r.status === 0 ? 'output compares identical to flat.vhd' : `FAIL: compare with flat.vhd exited ${r.status}: ${(r.stderr || r.stdout).trim().split('\n')[0]}`;
+  };
+  const compactCheck = (s: Sample): string => {
+    const notes: string[] = [];
+    try {
+      const j = JSON.parse(s.stdout) as { sectors?: { kept?: number }; blocks?: { after?: number }; newSize?: number };
+      const kept = j.sectors?.kept;
+      const after = j.blocks?.after;
+      notes.push(kept === m.expectKeptSectors ? `kept ${kept} sectors as expected` : `FAIL: kept ${kept} sectors, expected ${m.expectKeptSectors}`);
+      notes.push(after === m.expectKeptBlocks ? `${after} blocks` : `FAIL: ${after} blocks, expected ${m.expectKeptBlocks}`);
+      if (j.newSize !== undefined) notes.push(`${(j.newSize / MiB).toFixed(0)} MiB written`);
+    } catch {
+      notes.push('FAIL: no JSON result');
+    }
+    notes.push(verifyAgainstFlat(out('compact'))());
+    return notes.filter(Boolean).join('; ');
+  };
+  const mergeCheck = (s: Sample): string => {
+    const notes: string[] = [];
+    try {
+      const j = JSON.parse(s.stdout) as { bytesWritten?: number; blocks?: number };
+      notes.push(`${j.blocks} blocks, ${((j.bytesWritten ?? 0) / MiB).toFixed(0)} MiB written`);
+    } catch {
+      notes.push('FAIL: no JSON result');
+    }
+    notes.push(verifyAgainstFlat(out('merge'))());
+    return notes.filter(Boolean).join('; ');
+  };
+
+  add({ id: 'cat-parent', group: 'cat', label: '`cat parent.vhd`', argv: sh('cat "$1" > /dev/null', m.parent), bytes: m.parentFileBytes, bytesNote: 'parent file' });
+  add({ id: 'dd-child', group: 'dd', label: '`dd conv=fsync` of child.vhd', argv: sh('dd if="$1" of="$2" bs=4M conv=fsync status=none', m.child, out('dd')), output: out('dd'), bytes: m.childFileBytes, bytesNote: 'child file' });
+  for (const t of [1, 0]) {
+    const th = t ? ['--threads', String(t)] : [];
+    add({
+      id: t ? 'compact-t1' : 'compact-tn', group: 'compact', vhdtool: true,
+      label: `vhdtool compact --output${t ? ' --threads 1' : ` (default: ${threadsDefault} threads)`}`,
+      argv: node('compact', m.child, '--output', out('compact'), '--force', '--no-progress', '--json', ...th),
+      output: out('compact'), bytes: m.childDataBytes, bytesNote: 'child data', verify: compactCheck,
+    });
+  }
+  add({
+    id: 'qemu-parent', group: 'qemu', label: '`qemu-img convert -O vpc` of parent.vhd + `sync OUT`',
+    argv: sh('qemu-img convert -f vpc -O vpc -o subformat=dynamic "$1" "$2" && sync "$2"', m.parent, out('qemu')),
+    output: out('qemu'), bytes: m.parentDataBytes, bytesNote: 'parent data',
+  });
+  for (const t of [1, 0]) {
+    const th = t ? ['--threads', String(t)] : [];
+    add({
+      id: t ? 'merge-t1' : 'merge-tn', group: 'merge', vhdtool: true,
+      label: `vhdtool merge${t ? ' --threads 1' : ` (default: ${threadsDefault} threads)`}`,
+      argv: node('merge', m.child, m.parent, out('merge'), '--force', '--no-progress', '--json', ...th),
+      output: out('merge'), bytes: mergeBytes, bytesNote: 'parent + child data', verify: mergeCheck,
+    });
+  }
+  add({ id: 'cat-all', group: 'cat', label: '`cat` child + parent + flat.vhd', argv: sh('cat "$1" "$2" "$3" > /dev/null', m.child, m.parent, m.flat), bytes: catAllBytes, bytesNote: 'both chains\' files' });
+  for (const t of [1, 0]) {
+    const th = t ? ['--threads', String(t)] : [];
+    add({
+      id: t ? 'compare-t1' : 'compare-tn', group: 'compare', vhdtool: true,
+      label: `vhdtool compare child flat${t ? ' --threads 1' : ` (default: ${threadsDefault} threads)`}`,
+      argv: node('compare', m.child, m.flat, '--no-progress', '--json', ...th),
+      bytes: compareBytes, bytesNote: 'both chains\' data',
+    });
+  }
+  add({ id: 'info', group: 'info', vhdtool: true, label: 'vhdtool info child', argv: node('info', m.child), bytes: null, bytesNote: '' });
+
+  const composites: Composite[] = [{ id: 'compact-base', label: 'compact baseline: `cat parent` + `dd` child (sum per run)', parts: ['cat-parent', 'dd-child'] }];
+  const ratios: RatioSpec[] = [
+    { op: 'compact-t1', baseline: 'compact-base', target: 1.0, goal: 0.7 },
+    { op: 'compact-tn', baseline: 'compact-base', target: 1.0, goal: 0.7 },
+    { op: 'merge-t1', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
+    { op: 'merge-tn', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
+    { op: 'compare-t1', baseline: 'cat-all', target: 1.0 },
+    { op: 'compare-tn', baseline: 'cat-all', target: 1.0 },
+  ];
+  const speedups = [
+    { t1: 'compare-t1', tn: 'compare-tn', goal: 1.6, label: 'compare (compare-bound)' },
+    { t1: 'compact-t1', tn: 'compact-tn', label: 'compact' },
+    { t1: 'merge-t1', tn: 'merge-tn', label: 'merge' },
+  ];
+  // --only: keep the chosen groups and the baselines their ratios need.
+  let keep = ops;
+  if (spawnSync('qemu-img', ['--version'], { stdio: 'ignore' }).status !== 0) {
+    log('qemu-img not found (apt-get install qemu-utils): the merge baseline is skipped');
+    keep = keep.filter((op) => op.id !== 'qemu-parent');
+  }
+  if (o.only) {
+    const need = new Set<string>();
+    for (const op of ops) if (o.only.has(op.group)) need.add(op.id);
+    for (const r of ratios) {
+      if (!need.has(r.op)) continue;
+      const c = composites.find((x) => x.id === r.baseline);
+      for (const p of c ? c.parts : [r.baseline]) need.add(p);
+    }
+    keep = keep.filter((op) => need.has(op.id));
+  }
+  return { ops: keep, composites, ratios, speedups };
+}
+
+// ---------------------------------------------------------------------------
+// Running.
+
+interface Result {
+  op: Op;
+  samples: Sample[];
+  notes: string[];
+}
+
+async function runOne(op: Op, o: Options, mode: RusageMode): Promise<Sample> {
+  if (op.output) {
+    rmSync(op.output, { force: true });
+    spawnSync('sync');
+    if (o.settle > 0) await sleep(o.settle * 1000);
+  } else spawnSync('sync');
+  if (o.quietWait > 0) await waitQuiet(0.3, o.quietWait);
+  const s = await runTimed(op.argv, { cwd: root, mode });
+  const ok = s.code === op.expectCode;
+  log(`  ${op.id.padEnd(14)} ${s.wall.toFixed(3)} s  rss ${s.maxRssKiB === null ? '?' : (s.maxRssKiB / 1024).toFixed(0)} MiB  other ${s.otherCores === null ? '?' : s.otherCores.toFixed(2)} cores${ok ? '' : `  EXIT ${s.code ?? s.signal} (expected ${op.expectCode}): ${s.stderr.trim().split('\n').slice(-2).join(' | ')}`}`);
+  return s;
+}
+
+async function runAll(ops: Op[], o: Options, mode: RusageMode): Promise<Map<string, Result>> {
+  const results = new Map<string, Result>(ops.map((op) => [op.id, { op, samples: [], notes: [] }]));
+  for (let rep = 0; rep < o.runs; rep++) {
+    log(`run ${rep + 1}/${o.runs}`);
+    const order = rep % 2 ? [...ops].reverse() : ops;
+    for (const op of order) {
+      const s = await runOne(op, o, mode);
+      const r = results.get(op.id)!;
+      r.samples.push(s);
+      if (s.code !== op.expectCode) r.notes.push(`FAIL: run ${rep + 1} exited ${s.code ?? s.signal}: ${s.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);
+      else if (rep === 0 && op.verify) {
+        const note = op.verify(s);
+        if (note) r.notes.push(note);
+        log(`    ${note}`);
+      }
+    }
+  }
+  for (const op of ops) if (op.output) rmSync(op.output, { force: true });
+  return results;
+}
+
+// ---------------------------------------------------------------------------
+// Reporting.
+
+interface Row {
+  id: string;
+  label: string;
+  bytes: number | null;
+  bytesNote: string;
+  seconds: number[];
+  median: number;
+  min: number;
+  max: number;
+  mbps: number | null;
+  baseline?: string;
+  ratio?: number;
+  ratioRange?: [number, number];
+  target?: string;
+  verdict?: string;
+  peakRssMiB: number | null;
+  /** A vhdtool command over the RSS bar. */
+  rssOver?: boolean;
+  otherCores: number | null;
+  failed: boolean;
+  notes: string[];
+}
+
+function rowOf(id: string, label: string, bytes: number | null, bytesNote: string, secs: number[], rss: (number | null)[], other: (number | null)[], failed: boolean, notes: string[]): Row {
+  const med = median(secs);
+  const rssKnown = rss.filter((x): x is number => x !== null);
+  const otherKnown = other.filter((x): x is number => x !== null);
+  return {
+    id, label, bytes, bytesNote, seconds: secs, median: med, min: Math.min(...secs), max: Math.max(...secs),
+    mbps: bytes === null ? null : bytes / 1e6 / med,
+    peakRssMiB: rssKnown.length ? Math.max(...rssKnown) / 1024 : null,
+    otherCores: otherKnown.length ? median(otherKnown) : null,
+    failed, notes,
+  };
+}
+
+const fmtS = (r: Row) => (r.seconds.length > 1 ? `${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})` : r.median.toFixed(3));
+const fmtBytes = (b: number | null, note: string) => (b === null ? '–' : `${(b / MiB).toFixed(0)} MiB ${note}`);
+
+function markdownTable(rows: Row[]): string {
+  const head = '| operation | data | median s (min–max) | MB/s | baseline | ratio (min–max) | target | peak RSS MiB | other CPU (cores) |\n|---|---|---|---|---|---|---|---|---|';
+  const lines = rows.map((r) => [
+    r.label + (r.failed ? ' **FAILED**' : ''),
+    fmtBytes(r.bytes, r.bytesNote),
+    fmtS(r),
+    r.mbps === null ? '–' : r.mbps.toFixed(0),
+    r.baseline ?? '–',
+    r.ratio === undefined ? '–' : `${r.ratio.toFixed(2)}×${r.ratioRange && r.seconds.length > 1 ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''}`,
+    r.target ? `${r.target}${r.verdict ? `: ${r.verdict}` : ''}` : '–',
+    r.peakRssMiB === null ? '–' : `${r.peakRssMiB.toFixed(0)}${r.rssOver ? ` **> ${RSS_LIMIT_MIB}**` : ''}`,
+    r.otherCores === null ? '–' : r.otherCores.toFixed(2),
+  ].join(' | '));
+  return [head, ...lines.map((l) => `| ${l} |`)].join('\n');
+}
+
+function machine(): Record<string, string | number> {
+  let cpu = 'unknown';
+  try {
+    cpu = /^model name\s*:\s*(.*)$/m.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  const q = spawnSync('qemu-img', ['--version'], { encoding: 'utf8' });
+  return {
+    date: new Date().toISOString(),
+    cpu,
+    cores: os.availableParallelism(),
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    kernel: `${os.type()} ${os.release()}`,
+    node: process.version,
+    qemuImg: q.status === 0 ? q.stdout.split('\n')[0] : 'not found',
+    loadavg: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+  };
+}
+
+// ---------------------------------------------------------------------------
+
+/** Removes data sets of older generator versions (each is GBs). */
+function pruneCache(): void {
+  const current: Record<string, string> = { chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree };
+  for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
+    const m = /^(chain|chain-small|scale|tree)-(g\d+)$/.exec(e.name);
+    if (e.isDirectory() && m && current[m[1]] !== m[2]) {
+      log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
+      rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
+    }
+  }
+}
+
+function maintainAvailable(): boolean {
+  const r = spawnSync(process.execPath, [vhdtool, 'maintain', '--help'], { encoding: 'utf8' });
+  return r.status === 0 && /Usage: vhdtool maintain/.test(r.stdout);
+}
+
+async function main(): Promise<void> {
+  const o = parseArgs(process.argv.slice(2));
+  const wants = (g: string) => !o.only || o.only.has(g);
+  if (!existsSync(path.join(root, 'dist', 'src', 'cli', 'main.js'))) usage('dist/ is missing: run `npm run build` (or `npm run bench`)');
+  mkdirSync(cacheRoot, { recursive: true });
+  pruneCache();
+  const mode = o.rusage ?? detectRusage();
+  const threadsDefault = Math.max(1, Math.min(8, os.availableParallelism())); // as src/parallel/pool.ts defaultThreads()
+  const mach = machine();
+  log(`vhdtool bench: ${o.runs} run(s) each; peak RSS via ${mode}; cache ${cacheRoot}`);
+
+  const mainGroups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'compare', 'info'];
+  const rows: Row[] = [];
+  const sections: { title: string; rows: Row[]; extra: string[] }[] = [];
+  const json: Record<string, unknown> = { machine: mach, options: { ...o, only: o.only ? [...o.only] : null }, generators: GEN_VERSION, rusage: mode };
+
+  // --- The main chain.
+  if (mainGroups.some(wants)) {
+    log('preparing the benchmark chain');
+    const m = await ensureChain(cacheRoot, o.small ? SMALL_CHAIN : MAIN_CHAIN, o.small ? 'chain-small' : 'chain', log);
+    json.chain = m;
+    const plan = mainOps(m, threadsDefault, o);
+    log('warming the page cache');
+    spawnSync('cat', [m.parent, m.child, m.flat], { stdio: ['ignore', 'ignore', 'inherit'] });
+    spawnSync(process.execPath, [vhdtool, '--version'], { stdio: 'ignore' });
+    const res = await runAll(plan.ops, o, mode);
+    const secRows: Row[] = [];
+    const byId = new Map<string, Row>();
+    const walls = (id: string) => res.get(id)!.samples.map((s) => s.wall);
+    for (const op of plan.ops) {
+      const r = res.get(op.id)!;
+      const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, walls(op.id), r.samples.map((s) => s.maxRssKiB), r.samples.map((s) => s.otherCores),
+        r.samples.some((s) => s.code !== op.expectCode) || r.notes.some((n) => n.startsWith('FAIL') || n.includes('; FAIL')), r.notes);
+      if (op.vhdtool && row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB) row.rssOver = true;
+      byId.set(op.id, row);
+    }
+    for (const c of plan.composites) {
+      if (!c.parts.every((p) => res.has(p))) continue;
+      const per = res.get(c.parts[0])!.samples.map((_, i) => c.parts.reduce((sum, p) => sum + res.get(p)!.samples[i].wall, 0));
+      const rss = c.parts.flatMap((p) => res.get(p)!.samples.map((s) => s.maxRssKiB));
+      const other = res.get(c.parts[0])!.samples.map((_, i) => {
+        const xs = c.parts.map((p) => res.get(p)!.samples[i].otherCores);
+        return xs.every((x) => x !== null) ? median(xs as number[]) : null;
+      });
+      const compactOp = plan.ops.find((op) => op.id === 'compact-t1');
+      byId.set(c.id, rowOf(c.id, c.label, compactOp?.bytes ?? null, compactOp?.bytesNote ?? '', per, rss, other, false, []));
+    }
+    // Per-run ratios: a run's command time over the same run's baseline time.
+    for (const rs of plan.ratios) {
+      const row = byId.get(rs.op);
+      const base = byId.get(rs.baseline);
+      if (!row || !base) continue;
+      const per = row.seconds.map((t, i) => t / base.seconds[i]);
+      row.baseline = base.label.replace(/^compact baseline: /, '');
+      row.ratio = median(per);
+      row.ratioRange = [Math.min(...per), Math.max(...per)];
+      row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
+      row.verdict = row.ratio <= (rs.goal ?? rs.target) ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
+    }
+    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'cat-all', 'compare-t1', 'compare-tn', 'info'];
+    for (const id of order) { const r = byId.get(id); if (r) secRows.push(r); }
+    const extra: string[] = [];
+    for (const sp of plan.speedups) {
+      const a = byId.get(sp.t1);
+      const b = byId.get(sp.tn);
+      if (!a || !b) continue;
+      const per = a.seconds.map((t, i) => t / b.seconds[i]);
+      const med = median(per);
+      extra.push(`- speedup of ${threadsDefault} threads over 1, ${sp.label}: **${med.toFixed(2)}×** (time with 1 thread / time with ${threadsDefault}, median of per-run ratios: ${per.map((x) => x.toFixed(2)).join(', ')})${sp.goal ? `; goal ≥ ${sp.goal}×: ${med >= sp.goal ? 'met' : 'missed'}` : ''}`);
+    }
+    for (const r of secRows) for (const n of r.notes) extra.push(`- ${r.label}: ${n}`);
+    const spec = m.spec;
+    sections.push({
+      title: `Chain: ${(spec.virtualSize / 2 ** 30).toFixed(0)} GiB virtual, ${(spec.blockSize / MiB).toFixed(0)} MiB blocks; parent ${m.parentBlocks} blocks (${(m.parentDataBytes / MiB).toFixed(0)} MiB), child ${m.childBlocks} blocks (${(m.childDataBytes / MiB).toFixed(0)} MiB: ${spec.child.identical} identical to the parent, ${spec.child.mixed} mixed per sector, ${spec.child.fresh} new, ${spec.child.zero} zero over zero, ${spec.child.partialOverParent + spec.child.partialFresh} partial; ${m.expectKeptSectors} of ${m.childSectorsSet} sectors must be kept, in ${m.expectKeptBlocks} blocks); flat.vhd ${m.flatBlocks} blocks`,
+      rows: secRows,
+      extra,
+    });
+    rows.push(...secRows);
+    json.mainRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...s }) => ({ ...s, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+  }
+
+  // --- The 2040 GiB chain: cost must follow allocated data.
+  if (wants('scale') && !o.small) {
+    log('preparing the 2040 GiB chain');
+    const s = await ensureScaleChain(cacheRoot, log);
+    json.scale = s;
+    const out = path.join(path.dirname(s.child), 'out-compact.vhd');
+    spawnSync('cat', [s.parent, s.child], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const ops: Op[] = [
+      { id: 'scale-info', group: 'scale', label: 'vhdtool info child (2040 GiB virtual)', argv: node('info', s.child), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, targetSeconds: 1 },
+      { id: 'scale-compact', group: 'scale', label: 'vhdtool compact --output child (2040 GiB virtual)', argv: node('compact', s.child, '--output', out, '--force', '--no-progress', '--json'), output: out, bytes: s.childDataBytes, bytesNote: 'child data', expectCode: 0, vhdtool: true, targetSeconds: 3,
+        verify: (x) => {
+          try {
+            const j = JSON.parse(x.stdout) as { sectors?: { kept?: number }; blocks?: { after?: number } };
+            const ok = j.sectors?.kept === s.expectKeptSectors && j.blocks?.after === s.expectKeptBlocks;
+            return `${ok ? '' : 'FAIL: '}kept ${j.sectors?.kept} sectors in ${j.blocks?.after} blocks (expected ${s.expectKeptSectors} in ${s.expectKeptBlocks})`;
+          } catch {
+            return 'FAIL: no JSON result';
+          }
+        } },
+    ];
+    const res = await runAll(ops, o, mode);
+    const secRows = ops.map((op) => {
+      const r = res.get(op.id)!;
+      const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== 0), r.notes);
+      row.target = `≤ ${op.targetSeconds} s`;
+      row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+      row.verdict = row.median <= op.targetSeconds! ? 'met' : 'missed';
+      if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+      return row;
+    });
+    sections.push({
+      title: `Scale: 2040 GiB virtual, parent ${s.parentBlocks} blocks, child ${s.childBlocks} blocks (BAT ${(s.virtualSize / s.blockSize).toLocaleString('en')} entries); child file ${(s.childFileBytes / MiB).toFixed(0)} MiB`,
+      rows: secRows,
+      extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
+    });
+    rows.push(...secRows);
+    json.scaleRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+  }
+
+  // --- maintain --dry-run over 1000 small disks.
+  if (wants('maintain') && !o.small) {
+    if (maintainAvailable()) {
+      log('preparing the 1000-disk tree');
+      const t = await ensureTree(cacheRoot, log);
+      json.tree = t;
+      const summary = (x: Sample): string => {
+        try {
+          const j = JSON.parse(x.stdout) as { status?: string; summary?: Record<string, number> };
+          const m = j.summary ?? {};
+          const ok = m.disksFound === t.disks && m.errors === 0 && m.unreadable === 0;
+          return `${ok ? '' : 'FAIL: '}status ${j.status}: ${m.disksFound} disks found, ${m.chains} chains, ${m.disksCompacted} disks would be compacted, ${((m.bytesReclaimable ?? 0) / MiB).toFixed(0)} MiB reclaimable, ${m.errors} errors; discovery ${m.discoveryMs} ms`;
+        } catch {
+          return 'FAIL: no JSON report';
+        }
+      };
+      const ops: Op[] = [
+        { id: 'maintain', group: 'maintain', label: `vhdtool maintain --dry-run (${t.disks} disks, default --min-reclaim)`, argv: node('maintain', t.root, '--dry-run', '--no-progress', '--json'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, targetSeconds: 30, verify: summary },
+        { id: 'maintain-all', group: 'maintain', label: `vhdtool maintain --dry-run --min-reclaim 0 (${t.disks} disks, every disk's data read)`, argv: node('maintain', t.root, '--dry-run', '--min-reclaim', '0', '--no-progress', '--json'), bytes: t.dataBytes, bytesNote: 'data', expectCode: 0, vhdtool: true, targetSeconds: 30, verify: summary },
+      ];
+      spawnSync('/bin/sh', ['-c', 'find "$1" -name "*.*vhd" -exec cat {} + > /dev/null', 'sh', t.root]);
+      const res = await runAll(ops, o, mode);
+      const secRows = ops.map((op) => {
+        const r = res.get(op.id)!;
+        const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== 0), r.notes);
+        row.target = '≤ 30 s';
+        row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+        row.verdict = row.median <= 30 ? 'met' : 'missed';
+        if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+        return row;
+      });
+      sections.push({ title: `maintain: ${t.disks} disks (64 MiB virtual, 512 KiB blocks) in ${t.folders} folders of a base, 10 children and 9 snapshots (${(t.fileBytes / MiB).toFixed(0)} MiB of files)`, rows: secRows, extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)) });
+      rows.push(...secRows);
+      json.maintainRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+    } else {
+      const row: Row = {
+        id: 'maintain', label: 'TODO: vhdtool maintain --dry-run (1000 disks): not measured, `vhdtool maintain --help` does not work yet',
+        bytes: null, bytesNote: '', seconds: [NaN], median: NaN, min: NaN, max: NaN, mbps: null, target: '≤ 30 s', peakRssMiB: null, otherCores: null, failed: false, notes: [],
+      };
+      sections.push({ title: 'maintain: 1000 small disks', rows: [row], extra: ['- TODO: rerun `npm run bench -- --only maintain` once `vhdtool maintain` exists; the 1000-disk tree is generated on first use.'] });
+      rows.push(row);
+    }
+  }
+
+  // --- Report.
+  const md: string[] = [];
+  md.push(`## vhdtool benchmark (\`npm run bench\`)`);
+  md.push('');
+  md.push(`${mach.date}: ${mach.cpu}, ${mach.cores} cores, ${mach.memoryGiB} GiB, ${mach.kernel}, Node ${mach.node}, ${mach.qemuImg}; load average at start ${mach.loadavg}.`);
+  md.push(`${o.runs} run(s) of each operation, interleaved, warm page cache; median wall seconds (min–max). MB/s = 10^6 bytes of the "data" column per second. Ratio = command time / baseline time, median of per-run ratios (< 1 is faster than the baseline). Writing commands include their fsync. Peak RSS bar for vhdtool: ≤ ${RSS_LIMIT_MIB} MiB (over it is marked). "Other CPU" = median cores busy outside the measured command during its runs (other tenants and kernel writeback): above ~0.3 the figure is noisy.`);
+  for (const s of sections) {
+    md.push('');
+    md.push(`### ${s.title}`);
+    md.push('');
+    md.push(markdownTable(s.rows).replace(/\| NaN \|/g, '| – |'));
+    if (s.extra.length) { md.push(''); md.push(...s.extra); }
+  }
+  const text = md.join('\n').replace(/NaN/g, '–');
+  console.log(text);
+  json.rows = rows;
+  json.markdown = text;
+  writeFileSync(path.join(cacheRoot, 'last.json'), JSON.stringify(json, null, 2) + '\n');
+  log(`\nwrote ${path.join(cacheRoot, 'last.json')}`);
+  if (rows.some((r) => r.failed)) process.exitCode = 1;
+}
+
+process.on('SIGINT', () => process.exit(130));
+await main();
