@@ -37,6 +37,8 @@ export interface Expected {
   asParent: number;
   /** `compare FILE good-child.vhd` */
   compare: number;
+  /** `maintain FILE --min-reclaim 0` (1 = some chain failed or was skipped for an error, reported on standard output) */
+  maintain: number;
 }
 
 export interface HostileEntry {
@@ -218,7 +220,7 @@ function getBat(b: Uint8Array, entry: number): number {
 
 // --- the corpus ----------------------------------------------------------------
 
-const ALL = (code: number, check = 1, asParent = code === 3 ? 5 : code): Expected => ({ info: code, check, compact: code, merge: code, asParent, compare: code });
+const ALL = (code: number, check = 1, asParent = code === 3 ? 5 : code, maintain = 1): Expected => ({ info: code, check, compact: code, merge: code, asParent, compare: code, maintain });
 
 export async function hostileCorpus(): Promise<HostileEntry[]> {
   const parentBlocks = new Map<number, BlockSpec>([
@@ -243,8 +245,8 @@ export async function hostileCorpus(): Promise<HostileEntry[]> {
   const entries: HostileEntry[] = [];
   const add = (e: HostileEntry) => entries.push(e);
 
-  add({ name: 'good-parent.vhd', bytes: goodParent, kind: 'helper', rule: 'valid dynamic disk, parent of good-child.vhd and of several broken children', expected: { info: 0, check: 0, compact: 0, merge: 6, asParent: 0, compare: 1 } });
-  add({ name: 'good-child.vhd', bytes: goodChild, kind: 'helper', rule: 'valid differencing disk over good-parent.vhd', expected: { info: 0, check: 0, compact: 0, merge: 0, asParent: 5, compare: 0 }, needs: ['good-parent.vhd'] });
+  add({ name: 'good-parent.vhd', bytes: goodParent, kind: 'helper', rule: 'valid dynamic disk, parent of good-child.vhd and of several broken children', expected: { info: 0, check: 0, compact: 0, merge: 6, asParent: 0, compare: 1, maintain: 0 } });
+  add({ name: 'good-child.vhd', bytes: goodChild, kind: 'helper', rule: 'valid differencing disk over good-parent.vhd', expected: { info: 0, check: 0, compact: 0, merge: 0, asParent: 5, compare: 0, maintain: 0 }, needs: ['good-parent.vhd'] });
 
   // Checksums.
   {
@@ -298,8 +300,8 @@ export async function hostileCorpus(): Promise<HostileEntry[]> {
       name: 'unset-data.vhd', bytes: await buildDisk({ type: 'differencing', uuid: U.unset, blocks, parent: toParent }), kind: 'broken',
       rule: 'differencing child of good-parent.vhd; block 0 sector 6 has its bitmap bit clear but holds data. ' +
         'info and compare read only what the bitmaps expose (the hidden bytes are invisible to the guest) and succeed; ' +
-        'check reports it; compact and merge refuse it',
-      expected: { info: 0, check: 1, compact: 4, merge: 4, asParent: 5, compare: 0 }, needs: ['good-parent.vhd'],
+        'check reports it; compact, merge and maintain refuse it',
+      expected: { info: 0, check: 1, compact: 4, merge: 4, asParent: 5, compare: 0, maintain: 1 }, needs: ['good-parent.vhd'],
     });
   }
 
@@ -385,15 +387,18 @@ export async function hostileCorpus(): Promise<HostileEntry[]> {
     const line = 'This is a text file, not a virtual hard disk. vhdtool must say so and change nothing.\n';
     add({ name: 'text.vhd', bytes: new TextEncoder().encode(line.repeat(24)), kind: 'broken', rule: 'a text file (2 KiB, no "conectix" cookie)', expected: ALL(4) });
   }
-  add({ name: 'directory.vhd', bytes: 'dir', kind: 'broken', rule: 'a directory (holding only .gitkeep)', expected: ALL(3, 3) });
-  add({ name: 'missing.vhd', bytes: 'missing', kind: 'broken', rule: 'a path that does not exist (no file is generated)', expected: ALL(3, 3) });
+  add({
+    name: 'directory.vhd', bytes: 'dir', kind: 'broken', expected: ALL(3, 3, 5, 0),
+    rule: 'a directory (holding only .gitkeep); maintain takes folders as roots, so for it this is an empty folder (exit 0)',
+  });
+  add({ name: 'missing.vhd', bytes: 'missing', kind: 'broken', rule: 'a path that does not exist (no file is generated)', expected: ALL(3, 3, 5, 3) });
 
   // Valid, but must be refused by the commands that write.
   add({
     name: 'saved-state.vhd',
     bytes: await buildDisk({ type: 'differencing', uuid: U.saved, blocks: childBlocks(), parent: toParent, savedState: 1 }),
-    kind: 'refused', rule: 'valid differencing child of good-parent.vhd in saved state: readers work (with a warning), writers refuse',
-    expected: { info: 0, check: 0, compact: 6, merge: 6, asParent: 5, compare: 0 }, needs: ['good-parent.vhd'],
+    kind: 'refused', rule: 'valid differencing child of good-parent.vhd in saved state: readers work (with a warning), writers refuse, maintain skips it (not an error)',
+    expected: { info: 0, check: 0, compact: 6, merge: 6, asParent: 5, compare: 0, maintain: 0 }, needs: ['good-parent.vhd'],
   });
   return entries;
 }
@@ -402,7 +407,7 @@ export async function hostileCorpus(): Promise<HostileEntry[]> {
 export function corpusReadme(entries: HostileEntry[]): string {
   const rows = entries.map((e) => {
     const x = e.expected;
-    return `| \`${e.name}\` | ${e.kind} | ${e.rule.replace(/\|/g, '\\|')} | ${x.info} | ${x.check} | ${x.compact} | ${x.merge} | ${x.asParent} | ${x.compare} |`;
+    return `| \`${e.name}\` | ${e.kind} | ${e.rule.replace(/\|/g, '\\|')} | ${x.info} | ${x.check} | ${x.compact} | ${x.merge} | ${x.asParent} | ${x.compare} | ${x.maintain} |`;
   });
   return `# Hostile inputs
 
@@ -419,18 +424,20 @@ The columns give the exit code of each command (see \`vhdtool --help\`):
 info \`info FILE\`; check \`check FILE\` (1 = problems found, listed on standard
 output); compact \`compact FILE\` in place and with \`--output\`; merge
 \`merge FILE good-parent.vhd OUT\`; as parent \`merge good-child.vhd FILE OUT\`;
-compare \`compare FILE good-child.vhd\` and \`compare good-child.vhd FILE\`.
+compare \`compare FILE good-child.vhd\` and \`compare good-child.vhd FILE\`;
+maintain \`maintain FILE --min-reclaim 0\` (1 = a chain failed, reported on standard output).
 For every file and command, test/reliability/hostile.test.ts checks: that exit
 code; one error line naming the file; no stack trace; a few seconds at most;
 peak memory under 512 MiB; every input byte-identical afterwards; no file left
 behind (no output, temporary or lock). compact and merge refuse every file that
 check rejects.
 
-| file | kind | rule broken | info | check | compact | merge | as parent | compare |
-|---|---|---|---|---|---|---|---|---|
+| file | kind | rule broken | info | check | compact | merge | as parent | compare | maintain |
+|---|---|---|---|---|---|---|---|---|---|
 ${rows.join('\n')}
 
-Exit codes: 0 success, 1 check found problems / compare found a difference,
+Exit codes: 0 success, 1 check found problems / compare found a difference /
+maintain could not maintain a chain,
 3 not found or not a regular file, 4 not a VHD or broken metadata, 5 the chain
 cannot be opened (parent UUID mismatch, cycle), 6 refused to protect data.
 `;

@@ -61,8 +61,8 @@ export class VhdToolError extends Error {
 
   /** The one line shown to users: `<path>: <message>`. */
   get line(): string {
-    const text = this.message.replace(/\s*\n\s*/g, ' ');
-    return this.path !== undefined ? `${this.path}: ${text}` : text;
+    const text = displaySafe(this.message.replace(/\s*\n\s*/g, ' '));
+    return this.path !== undefined ? `${displaySafe(this.path)}: ${text}` : text;
   }
 
   toJSON(): Record<string, unknown> {
@@ -75,6 +75,18 @@ export class VhdToolError extends Error {
     const e = new VhdToolError(this.code, this.message, path, this.data);
     return e;
   }
+}
+
+/**
+ * Text safe to print on one terminal line: control characters (which a
+ * hostile file can put in a locator path or a cookie: escape sequences,
+ * carriage returns, line separators) are shown as \xNN / \uNNNN escapes.
+ */
+export function displaySafe(s: string): string {
+  return s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => {
+    const n = c.charCodeAt(0);
+    return n <= 0xff ? `\\x${n.toString(16).padStart(2, '0')}` : `\\u${n.toString(16).padStart(4, '0')}`;
+  });
 }
 
 /** Format violations found while decoding a file. */
@@ -93,8 +105,16 @@ export function isVhdToolError(e: unknown): e is VhdToolError {
 export function fromSystemError(e: unknown, path: string, writing: boolean): VhdToolError {
   if (e instanceof VhdToolError) return e.withPath(path);
   const err = e as NodeJS.ErrnoException;
-  const sys = typeof err?.code === 'string' ? err.code : undefined;
+  // A system error carries an errno name (ENOENT, EIO...); Node's own ERR_* codes are argument errors.
+  const sys = typeof err?.code === 'string' && /^E[A-Z0-9]+$/.test(err.code) ? err.code : undefined;
   const what = err?.message ? String(err.message).split('\n')[0] : String(e);
+  if (sys === undefined) {
+    // Not the file system's doing: a bug in vhdtool (a TypeError, a RangeError...). Never disguise it
+    // as "cannot read" or "write failed": it is an internal error (exit 70), and the fuzzers must see it.
+    const internal = new VhdToolError('INTERNAL', `internal error: ${what} (please report this; set VHDTOOL_DEBUG=1 for details)`, path);
+    Object.defineProperty(internal, 'cause', { value: e, enumerable: false });
+    return internal;
+  }
   if (writing) {
     switch (sys) {
       case 'ENOSPC': return new VhdToolError('WRITE_FAILED', 'no space left on device', path, { errno: sys });

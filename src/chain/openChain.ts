@@ -99,6 +99,7 @@ async function findParent(fs: FileSystem, child: Layer, want: Uuid, candidates: 
       vhd = await openVhd(fs, c.path, { mode });
     } catch (e) {
       const err = e instanceof VhdToolError ? e : fromSystemError(e, c.path, false);
+      if (err.code === 'INTERNAL') throw err; // a bug, not a bad candidate: do not hide it behind "parent not found"
       tried.push(`${c.path} (${c.source}: ${err.message})`);
       if (!broken) broken = err;
       continue;

@@ -21,7 +21,7 @@ export const VERSION = '0.1.0';
 const EXIT_HELP = `
 Exit status:
   0    success (check: clean; compare: identical)
-  1    check: problems found; compare: different; maintain: some chains failed or were skipped
+  1    check: problems found; compare: different; maintain: some chain failed or was skipped for an error
   2    bad usage (unknown option, bad value, missing argument)
   3    a path does not exist, is not a regular file, or cannot be read
   4    not a VHD, or its metadata breaks the format (checksum, truncated, out of range)
@@ -110,8 +110,11 @@ function report(io: CliIO, e: unknown, wantsJson: boolean): number {
     return ErrorCodes.USAGE;
   }
   let err: VhdToolError;
-  if (e instanceof VhdToolError) err = e;
-  else {
+  if (e instanceof VhdToolError) {
+    err = e;
+    const cause = (e as { cause?: unknown }).cause;
+    if (process.env.VHDTOOL_DEBUG && e.code === 'INTERNAL' && cause instanceof Error) io.err(String(cause.stack));
+  } else {
     const msg = e instanceof Error ? e.message.split('\n')[0] : String(e);
     err = new VhdToolError('INTERNAL', `internal error: ${msg} (please report this; set VHDTOOL_DEBUG=1 for details)`);
     if (process.env.VHDTOOL_DEBUG) io.err(String(e instanceof Error ? e.stack : e));

@@ -6,6 +6,7 @@ import {
   bitmapBytes, sparseFileSize, sparseLayout, fixedFileSize,
   type DynamicHeader, type Footer,
 } from '../format/index.js';
+import { VhdToolError } from '../errors.js';
 import type { FileSystem } from '../io/fsys.js';
 import { writeAtomically } from '../io/atomic.js';
 import type { ChainResolver } from '../chain/resolve.js';
@@ -93,6 +94,11 @@ export async function writeRewrite(
         size = r.size;
         written = { footer: r.footer, header: r.header, bat: w.bat };
       }
+    } catch (e) {
+      // The workers open the inputs by path: a read that fails mid-run may mean an input was
+      // replaced or rewritten meanwhile. Say that (the input check throws) rather than "truncated".
+      if (e instanceof VhdToolError && (e.code === 'TRUNCATED' || e.code === 'ACCESS') && atomic.beforePublish) await atomic.beforePublish();
+      throw e;
     } finally {
       ctx.progress.done();
     }

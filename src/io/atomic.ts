@@ -28,6 +28,23 @@ export function tempNameFor(target: string): string {
   return path.join(path.dirname(target), `.${path.basename(target)}.vhdtool-${process.pid}-${rnd}.tmp`);
 }
 
+/**
+ * Removes a file vhdtool made (a temporary, a lock), retrying once: a
+ * transient failure must not leave it behind. Never throws; returns whether
+ * the file is gone.
+ */
+export async function removeQuietly(fs: FileSystem, p: string): Promise<boolean> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      await fs.unlink(p);
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return true;
+    }
+  }
+  return false;
+}
+
 export function isTempName(name: string): boolean {
   return TEMP_RE.test(name);
 }
@@ -93,7 +110,8 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     try {
       file = await fs.createExclusive(temp, opts.mode ?? 0o644);
     } catch (e) {
-      throw fromSystemError(e, temp, true);
+      // Name the file the user asked for, not a temporary that does not exist.
+      throw fromSystemError(e, target, true);
     }
     let result: T;
     try {
@@ -107,7 +125,11 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     const verified = opts.verify ? opts.verify(temp).then(() => null, (e: unknown) => e) : Promise.resolve(null);
     const [syncErr, verifyErr] = await Promise.all([synced, verified]);
     if (syncErr) throw syncErr;
-    if (verifyErr) throw verifyErr;
+    if (verifyErr) {
+      // The temporary is about to be removed: name the target in the message instead.
+      throw verifyErr instanceof VhdToolError && verifyErr.path === temp
+        ? new VhdToolError(verifyErr.code, verifyErr.message, target, verifyErr.data) : verifyErr;
+    }
     const f = file;
     file = null;
     try {
@@ -140,7 +162,7 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     if (file) await file.close().catch(() => undefined);
     if (!published || !opts.replace) {
       // Not published: remove the temporary. Published by link: the temporary name is a second link to remove.
-      await fs.unlink(temp).catch(() => undefined);
+      await removeQuietly(fs, temp);
     }
     liveTemps.delete(temp);
   }

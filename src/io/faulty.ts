@@ -66,6 +66,8 @@ export class FaultyFileSystem implements FileSystem {
   readonly injected: InjectedFault[] = [];
   /** Paths created through this file system (files and temporaries). */
   readonly created: string[] = [];
+  /** Every operation seen, in order, with the path it touched (reads too: `openRead`). */
+  readonly log: Array<{ op: FaultKind | 'openRead'; path: string }> = [];
   private readonly plans: FaultPlan[];
 
   constructor(readonly inner: FileSystem, plans: FaultPlan | FaultPlan[] = []) {
@@ -74,6 +76,7 @@ export class FaultyFileSystem implements FileSystem {
 
   /** Counts one operation; throws when a plan says so. */
   tick(kind: FaultKind, p: string, syscall: string = kind): void {
+    this.log.push({ op: kind, path: p });
     const byKind = ++this.counts[kind];
     const any = ++this.counts.any;
     for (const plan of this.plans) {
@@ -92,6 +95,7 @@ export class FaultyFileSystem implements FileSystem {
   }
 
   openRead(p: string): Promise<RandomAccessFile> {
+    this.log.push({ op: 'openRead', path: p });
     return this.inner.openRead(p);
   }
 
@@ -119,11 +123,13 @@ export class FaultyFileSystem implements FileSystem {
   }
 
   async rename(from: string, to: string): Promise<void> {
+    this.log.push({ op: 'rename', path: to });
     this.tick('rename', from);
     await this.inner.rename(from, to);
   }
 
   async link(existing: string, newPath: string): Promise<void> {
+    this.log.push({ op: 'link', path: existing });
     this.tick('link', newPath);
     await this.inner.link(existing, newPath);
   }

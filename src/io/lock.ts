@@ -8,6 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhdToolError } from '../errors.js';
 import type { FileSystem } from './fsys.js';
+import { removeQuietly } from './atomic.js';
 
 export interface DiskLock {
   path: string;
@@ -39,17 +40,28 @@ async function readOwner(fs: FileSystem, p: string): Promise<{ pid: number; host
 }
 
 async function tryCreate(fs: FileSystem, p: string): Promise<boolean> {
+  let f;
   try {
-    const f = await fs.createExclusive(p, 0o644);
+    f = await fs.createExclusive(p, 0o644);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    throw e;
+  }
+  try {
     const body = new TextEncoder().encode(`${process.pid} ${os.hostname()}\n`);
     await f.write(body, 0, body.length, 0);
     await f.close();
     return true;
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
+    // Could not write our name into it (disk full, I/O error): leave no half-made lock behind.
+    await f.close().catch(() => undefined);
+    await removeQuietly(fs, p);
     throw e;
   }
 }
+
+/** A lock file younger than this with no owner written yet is being taken, not stale. */
+const FRESH_LOCK_MS = 5000;
 
 /** Takes the lock of `disk`, or throws LOCKED naming the holder. */
 export async function lockDisk(fs: FileSystem, disk: string): Promise<DiskLock> {
@@ -59,16 +71,23 @@ export async function lockDisk(fs: FileSystem, disk: string): Promise<DiskLock> 
     try {
       created = await tryCreate(fs, p);
     } catch (e) {
+      // Not contention (that is EEXIST, handled below): the lock cannot be written at all.
       const code = (e as NodeJS.ErrnoException).code;
-      throw new VhdToolError(code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? 'WRITE_FAILED' : 'LOCKED',
-        `cannot create lock file ${p} (${code ?? 'error'})`, disk);
+      throw new VhdToolError('WRITE_FAILED', `cannot create lock file ${p} (${code ?? 'error'})`, disk, { errno: code ?? null });
     }
     if (created) {
-      return { path: p, release: () => fs.unlink(p).catch(() => undefined) };
+      return { path: p, release: async () => { await removeQuietly(fs, p); } };
     }
     const owner = await readOwner(fs, p);
     if (owner && (owner.host !== os.hostname() || alive(owner.pid))) {
       throw new VhdToolError('LOCKED', `disk is locked by another vhdtool (pid ${owner.pid} on ${owner.host || 'unknown host'}; lock ${p})`, disk);
+    }
+    if (!owner) {
+      // Created but not yet written by its owner (the create and the write are two steps): not stale yet.
+      const st = await fs.stat(p).catch(() => null);
+      if (st && Date.now() - st.mtimeMs < FRESH_LOCK_MS) {
+        throw new VhdToolError('LOCKED', `disk is being locked by another vhdtool (lock ${p}); try again in a few seconds`, disk);
+      }
     }
     // Stale (dead owner) or unreadable: move it aside, then check what we moved.
     const aside = `${p}.stale-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;

@@ -71,12 +71,13 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       await base0.close();
       ctx = resolveBase(opts, m.blockSize!);
     }
+    // Temporaries of killed runs go first, even when --output exists (a kill between link and unlink leaves both).
+    const removedTemporaries = opts.dryRun ? [] : await cleanStaleTemps(fs, target);
     if (opts.output) {
       await refuseOutputIsInput(fs, opts.output, [chain]);
       await requireOutputDir(fs, opts.output);
       if (!opts.dryRun) await refuseExisting(fs, opts.output, opts.force ?? false);
     }
-    const removedTemporaries = opts.dryRun ? [] : await cleanStaleTemps(fs, target);
     if (!opts.dryRun && !opts.output && !opts.noLock) {
       lock = await lockDisk(fs, target);
       const holders = await pidsHolding(leaf.dev, leaf.ino);

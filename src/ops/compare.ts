@@ -37,20 +37,37 @@ export interface CompareResult {
   durationMs: number;
 }
 
-function markUnits(chain: Chain, unitBytes: number, marks: Uint8Array): void {
+/**
+ * Ranges [start, end) of unit indices where a layer of the chain holds data.
+ * Ranges, not one mark per unit: a header may claim petabytes (2^21 BAT
+ * entries of 2 GiB), and memory and time must follow what the files hold.
+ */
+function unitRanges(chain: Chain, unitBytes: number, units: number, out: Array<[number, number]>): void {
   for (const l of chain.layersLeafFirst) {
     const m = l.meta;
     if (m.type === 'fixed') {
-      marks.fill(1, 0, Math.min(marks.length, Math.ceil(m.virtualSize / unitBytes)));
+      out.push([0, Math.min(units, Math.ceil(m.virtualSize / unitBytes))]);
       continue;
     }
     const bs = m.blockSize!;
     for (const b of m.bat!.allocated()) {
       const s = Math.floor((b * bs) / unitBytes);
-      const e = Math.min(marks.length, Math.ceil(((b + 1) * bs) / unitBytes));
-      for (let i = s; i < e; i++) marks[i] = 1;
+      const e = Math.min(units, Math.ceil(((b + 1) * bs) / unitBytes));
+      if (s < e) out.push([s, e]);
     }
   }
+}
+
+/** Sorts and merges overlapping or touching ranges. */
+function mergeRanges(r: Array<[number, number]>): Array<[number, number]> {
+  r.sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [s, e] of r) {
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
 }
 
 function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
@@ -72,9 +89,11 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     const size = Math.max(sizeA, sizeB);
     const unitSectors = MAX_UNIT_SECTORS;
     const unitBytes = unitSectors * SECTOR;
-    const marks = new Uint8Array(Math.ceil(size / unitBytes));
-    markUnits(ca, unitBytes, marks);
-    markUnits(cb, unitBytes, marks);
+    const units = Math.ceil(size / unitBytes);
+    const found: Array<[number, number]> = [];
+    unitRanges(ca, unitBytes, units, found);
+    unitRanges(cb, unitBytes, units, found);
+    const marked = mergeRanges(found);
     const ra = new ChainResolver(ca);
     const rb = new ChainResolver(cb);
     const files = [...ca.layersLeafFirst.map((l) => l.path), ...cb.layersLeafFirst.map((l) => l.path)];
@@ -102,10 +121,9 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
       }
       ctx.progress.advance(unitBytes);
     };
-    ctx.progress.start('comparing', marks.reduce((n, m) => n + m, 0) * unitBytes);
+    ctx.progress.start('comparing', marked.reduce((n, [s, e]) => n + e - s, 0) * unitBytes);
     try {
-      for (let u = 0; u < marks.length && !done; u++) {
-        if (!marks[u]) continue;
+      for (let k = 0; k < marked.length && !done; k++) for (let u = marked[k][0]; u < marked[k][1] && !done; u++) {
         const s = u * unitSectors;
         const n = Math.min(unitSectors, size / SECTOR - s);
         const pa = await ra.resolveRange(0, s, n);

@@ -126,8 +126,9 @@ async function rewriteInto(
     await requireOutputDir(fs, outPath);
   }
   if (!opts.dryRun) {
-    if (!publish.inPlace) await refuseExisting(fs, outPath, opts.force ?? false);
+    // Temporaries of killed runs go first, even when OUT exists (a kill between link and unlink leaves both).
     await cleanStaleTemps(fs, path.resolve(outPath));
+    if (!publish.inPlace) await refuseExisting(fs, outPath, opts.force ?? false);
   }
   await refuseDirtyBitmaps(layers.slice(0, k), ctx.runner);
 

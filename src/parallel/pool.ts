@@ -93,24 +93,31 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
       },
     };
   }
-  const pool = new Piscina({
+  // The threads start with the first task, not before: a command that fails before it has work
+  // for them (a broken input, a refused output) never starts any, and a pool is not torn down
+  // while its workers are still loading their module (terminating a worker in the middle of
+  // loading an ES module has been seen to abort the whole process in Node 20).
+  let pool: Piscina | null = null;
+  const started = () => (pool ??= new Piscina({
     filename: workerFile(),
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
     workerData: { arena: arenaBuf, slotBytes: opts.slotBytes },
-  });
+  }));
   return {
     threads, arena, slotBytes: opts.slotBytes, slots,
     async run<T>(task: WorkerTask): Promise<T> {
       try {
-        return (await pool.run(task)) as T;
+        return (await started().run(task)) as T;
       } catch (e) {
         throw kernelError(e);
       }
     },
     async close() {
-      await pool.destroy();
+      const p = pool;
+      pool = null;
+      if (p) await p.destroy();
     },
   };
 }

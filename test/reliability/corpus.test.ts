@@ -17,6 +17,25 @@ import { diffSnapshots, snapshot } from './helpers/snapshot.js';
 
 const CORPUS = path.join(ROOT, 'fixtures', 'hostile');
 
+/** What the error says for some files: the rule they break, not a side effect of it. */
+const MESSAGES: Record<string, RegExp> = {
+  'text.vhd': /not a VHD file/,
+  'truncated.vhd': /end footer is missing or corrupt.*copy at offset 0 is intact/,
+  'empty.vhd': /empty/,
+  'footer-checksum.vhd': /footer checksum/,
+  'header-checksum.vhd': /header checksum/,
+  'footer-copy.vhd': /footer copy/,
+  'bat-into-header.vhd': /header .* overlaps block 1/,
+  'bat-past-eof.vhd': /block 2 .* past the end/,
+  'bat-duplicate.vhd': /block 0 .* overlaps block 4/,
+  'block-size.vhd': /not a power of two/,
+  'bat-too-small.vhd': /too few/,
+  'locator-utf16.vhd': /not valid UTF-16/,
+  'locator-length.vhd': /exceeds its space/,
+  'huge-table.vhd': /4294967295 entries .* past the end/,
+  'huge-block.vhd': /block 0 .* past the end/,
+};
+
 describe('the hostile corpus', () => {
   it('is exactly what scripts/make-hostile.ts generates (deterministic, README included)', async () => {
     expect(existsSync(CORPUS)).toBe(true);
@@ -66,6 +85,8 @@ describe('the hostile corpus', () => {
       else {
         expect(err, e.name).toBeInstanceOf(VhdToolError);
         expect((err as VhdToolError).exitCode, e.name).toBe(e.expected.info);
+        const want = MESSAGES[e.name];
+        if (want) expect((err as VhdToolError).message, e.name).toMatch(want);
       }
     }
   });

@@ -4,13 +4,14 @@
  * peak resident memory of the process (worker threads included).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chownSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
-export const BIN = path.join(ROOT, 'bin', 'vhdtool.js');
+/** The CLI under test (VHDTOOL_BIN runs the suite against another build, e.g. to check that a reverted fix is caught). */
+export const BIN = process.env.VHDTOOL_BIN ?? path.join(ROOT, 'bin', 'vhdtool.js');
 /** GNU time, for the peak RSS of the child (`%M`, KiB). */
 const GNU_TIME = existsSync('/usr/bin/time') ? '/usr/bin/time' : null;
 
@@ -48,6 +49,7 @@ export function startCli(args: string[], opts: CliOptions = {}): { child: ChildP
   let argv = [BIN, ...args];
   if (measure) {
     rssDir = mkdtempSync(path.join(tmpdir(), 'vhdtool-rss-'));
+    if (opts.uid !== undefined) chownSync(rssDir, opts.uid, opts.gid ?? opts.uid);
     cmd = GNU_TIME!;
     argv = ['-f', '%M', '-o', path.join(rssDir, 'rss'), process.execPath, BIN, ...args];
   }

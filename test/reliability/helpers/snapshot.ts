@@ -20,7 +20,8 @@ export function snapshot(dir: string): Snapshot {
       else if (st.isDirectory()) {
         out.set(r, 'dir');
         walk(r);
-      } else out.set(r, `file ${st.size} ${fileDigest(p, st.size, st.ino, st.mtimeMs, st.ctimeMs)}`);
+      } else if (!st.isFile()) out.set(r, `special ${st.mode.toString(8)} ${st.ino}`); // a FIFO or device: never read it
+      else out.set(r, `file ${st.size} ${fileDigest(p, st.size, st.ino, st.mtimeMs, st.ctimeMs)}`);
     }
   };
   walk('');
