@@ -17,12 +17,25 @@ const SECTOR = 512;
 /** Prefix of the message of a short-read error, so the main thread can type it. */
 export const TRUNCATED_MARK = 'VHDTOOL_TRUNCATED:';
 const ZERO_SECTOR = Buffer.alloc(SECTOR);
+const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
+/** Bytes compared at a time: small enough that both sides stay in the CPU cache. */
+const WINDOW = 256 * 1024;
+
+/**
+ * Zeroes [start, end) of `buf` by copying from a zero buffer: on shared
+ * (WebAssembly) memory Buffer.fill runs at ~1.5 GB/s, a copy at ~20 GB/s.
+ */
+export function zeroFill(buf: Buffer, start: number, end: number): void {
+  for (let at = start; at < end; at += ZERO_CHUNK.length) ZERO_CHUNK.copy(buf, at, 0, Math.min(ZERO_CHUNK.length, end - at));
+}
 /** Largest read of the bitmap-invariant check (4 MiB). */
 const UNSET_CHUNK = 4 * 1024 * 1024;
 
 export class Kernel {
   private fds = new Map<string, number>();
   private scratch: Buffer;
+  private readonly windowA = alignedBuffer(WINDOW);
+  private readonly windowB = alignedBuffer(WINDOW);
   private readonly arena: Buffer;
 
   constructor(arena: SharedArrayBuffer, private readonly slotBytes: number) {
@@ -72,14 +85,20 @@ export class Kernel {
     }
   }
 
-  /** Fills `buf` (unit-relative) from runs; zero runs are zero-filled. */
-  private fill(buf: Buffer, files: string[], runs: number[]): void {
+  /**
+   * Fills `buf[0 .. winEnd-winStart)` with the part of the runs that falls in
+   * the unit-relative byte window [winStart, winEnd).
+   */
+  private fillWindow(buf: Buffer, files: string[], runs: number[], winStart: number, winEnd: number): void {
     for (let i = 0; i < runs.length; i += 4) {
       const at = runs[i] * SECTOR;
-      const len = runs[i + 1] * SECTOR;
+      const end = at + runs[i + 1] * SECTOR;
+      if (end <= winStart || at >= winEnd) continue;
+      const from = Math.max(at, winStart);
+      const to = Math.min(end, winEnd);
       const f = runs[i + 2];
-      if (f < 0) buf.fill(0, at, at + len);
-      else this.readInto(files[f], buf, at, len, runs[i + 3]);
+      if (f < 0) zeroFill(buf, from - winStart, to - winStart);
+      else this.readInto(files[f], buf, from - winStart, to - from, runs[i + 3] + (from - at));
     }
   }
 
@@ -89,47 +108,28 @@ export class Kernel {
 
   compare(t: CompareTask): CompareResult {
     const src = this.slot(t.slot);
-    const unitBytes = t.sectors * SECTOR;
     // Sectors outside the source runs are not part of the output: keep them zero.
     zeroGaps(src, t.src, t.sectors);
-    this.fill(src, t.files, t.src);
-    const ref = t.ref ? this.scratch : null;
-    if (ref && t.ref) this.fill(ref, t.files, t.ref);
+    const ref = t.ref ? this.windowB : null;
     const drop = new Uint8Array(Math.ceil(t.sectors / 8));
-    let kept = 0;
-    let same = 0;
-    let zz = 0;
-    for (let i = 0; i < t.src.length; i += 4) {
-      const first = t.src[i];
-      const count = t.src[i + 1];
-      const start = first * SECTOR;
-      const end = start + count * SECTOR;
-      // Whole-run fast path: equal to the reference (or zero) everywhere.
-      if (ref ? src.compare(ref, start, end, start, end) === 0 : isZeroRange(src, start, end)) {
-        setRun(drop, first, count);
-        if (t.src[i + 2] < 0 || !ref) { zz += count; continue; }
-        if (isZeroRange(src, start, end)) { zz += count; continue; }
-        for (let o = start; o < end; o += SECTOR) {
-          if (isZeroSector(src, o)) zz++;
-          else same++;
-        }
-        continue;
-      }
-      for (let s = first, o = start; s < first + count; s++, o += SECTOR) {
-        const equal = ref ? src.compare(ref, o, o + SECTOR, o, o + SECTOR) === 0 : isZeroSector(src, o);
-        if (!equal) { kept++; continue; }
-        drop[s >>> 3] |= 0x80 >>> (s & 7);
-        if (ref && !isZeroSector(src, o)) same++;
-        else zz++;
+    const c = { kept: 0, same: 0, zz: 0 };
+    const len = t.sectors * SECTOR;
+    // Window by window, so the data just read is still in the CPU cache when compared:
+    // the source goes straight into its slot (it may be written), the reference into a small buffer.
+    for (let w = 0; w < len; w += WINDOW) {
+      const n = Math.min(WINDOW, len - w);
+      this.fillWindow(src.subarray(w, w + n), t.files, t.src, w, w + n);
+      if (ref && t.ref) this.fillWindow(ref, t.files, t.ref, w, w + n);
+      for (let i = 0; i < t.src.length; i += 4) {
+        const start = Math.max(t.src[i] * SECTOR, w);
+        const end = Math.min((t.src[i] + t.src[i + 1]) * SECTOR, w + n);
+        if (end <= start) continue;
+        compareSegment(src, ref, start, end, w, t.src[i + 2] < 0, drop, c);
       }
     }
-    let digest: string | null = null;
-    if (kept > 0 && t.digest) {
-      // Dropped sectors must hold zeros in the output (spec); only written units need it.
-      zeroDropped(src, drop, t.src);
-      digest = createHash('sha1').update(src.subarray(0, unitBytes)).digest('hex');
-    }
-    return { drop, kept, sameAsParent: same, zeroOverZero: zz, digest };
+    // Dropped sectors must hold zeros in the output (spec); only written units need it.
+    if (c.kept > 0 && t.write) zeroDropped(src, drop, t.src);
+    return { drop, kept: c.kept, sameAsParent: c.same, zeroOverZero: c.zz };
   }
 
   unsetZero(t: UnsetZeroTask): UnsetZeroResult {
@@ -177,25 +177,57 @@ export class Kernel {
   }
 
   diff(t: DiffTask): DiffResult {
-    const a = this.slot(t.slot);
-    const b = this.scratch;
+    // Window by window through two small buffers that stay in the CPU cache:
+    // read A's window, read B's, compare, move on.
+    const a = this.windowA;
+    const b = this.windowB;
     const len = t.sectors * SECTOR;
-    this.fill(a, t.files, t.a);
-    this.fill(b, t.files, t.b);
-    if (a.compare(b, 0, len, 0, len) === 0) return { first: -1, ranges: [] };
     const ranges: Array<[number, number]> = [];
     let first = -1;
-    for (let o = 0; o < len; o += SECTOR) {
-      if (a.compare(b, o, o + SECTOR, o, o + SECTOR) === 0) continue;
-      if (first < 0) {
-        for (let k = o; k < o + SECTOR; k++) if (a[k] !== b[k]) { first = k; break; }
+    for (let w = 0; w < len; w += WINDOW) {
+      const n = Math.min(WINDOW, len - w);
+      this.fillWindow(a, t.files, t.a, w, w + n);
+      this.fillWindow(b, t.files, t.b, w, w + n);
+      if (a.compare(b, 0, n, 0, n) === 0) continue;
+      for (let o = 0; o < n; o += SECTOR) {
+        if (a.compare(b, o, o + SECTOR, o, o + SECTOR) === 0) continue;
+        if (first < 0) {
+          for (let k = o; k < o + SECTOR; k++) if (a[k] !== b[k]) { first = w + k; break; }
+        }
+        const last = ranges[ranges.length - 1];
+        if (last && last[1] === w + o) last[1] = w + o + SECTOR;
+        else if (ranges.length < 8) ranges.push([w + o, w + o + SECTOR]);
+        else return { first, ranges };
       }
-      const last = ranges[ranges.length - 1];
-      if (last && last[1] === o) last[1] = o + SECTOR;
-      else if (ranges.length < 8) ranges.push([o, o + SECTOR]);
-      else break;
     }
     return { first, ranges };
+  }
+}
+
+/**
+ * Classifies source bytes [start, end) of the slot (the reference at the same
+ * unit offset minus `w` in `ref`, or zeros when there is no reference).
+ */
+function compareSegment(src: Buffer, ref: Buffer | null, start: number, end: number, w: number, zeroRun: boolean,
+  drop: Uint8Array, c: { kept: number; same: number; zz: number }): void {
+  const first = start / SECTOR;
+  const count = (end - start) / SECTOR;
+  // Whole-segment fast path: equal to the reference (or zero) everywhere.
+  if (ref ? src.compare(ref, start - w, end - w, start, end) === 0 : isZeroRange(src, start, end)) {
+    setRun(drop, first, count);
+    if (zeroRun || !ref || isZeroRange(src, start, end)) { c.zz += count; return; }
+    for (let o = start; o < end; o += SECTOR) {
+      if (isZeroSector(src, o)) c.zz++;
+      else c.same++;
+    }
+    return;
+  }
+  for (let s = first, o = start; o < end; s++, o += SECTOR) {
+    const equal = ref ? src.compare(ref, o - w, o - w + SECTOR, o, o + SECTOR) === 0 : isZeroSector(src, o);
+    if (!equal) { c.kept++; continue; }
+    drop[s >>> 3] |= 0x80 >>> (s & 7);
+    if (ref && !isZeroSector(src, o)) c.same++;
+    else c.zz++;
   }
 }
 
@@ -212,7 +244,7 @@ function zeroDropped(buf: Buffer, drop: Uint8Array, runs: number[]): void {
       if ((drop[s >>> 3] & (0x80 >>> (s & 7))) === 0) { s++; continue; }
       let e = s + 1;
       while (e < end && (drop[e >>> 3] & (0x80 >>> (e & 7))) !== 0) e++;
-      buf.fill(0, s * SECTOR, e * SECTOR);
+      zeroFill(buf, s * SECTOR, e * SECTOR);
       s = e;
     }
   }
@@ -223,10 +255,10 @@ function zeroGaps(buf: Buffer, runs: number[], sectors: number): void {
   let pos = 0;
   for (let i = 0; i < runs.length; i += 4) {
     const first = runs[i];
-    if (first > pos) buf.fill(0, pos * SECTOR, first * SECTOR);
+    if (first > pos) zeroFill(buf, pos * SECTOR, first * SECTOR);
     pos = first + runs[i + 1];
   }
-  if (pos < sectors) buf.fill(0, pos * SECTOR, sectors * SECTOR);
+  if (pos < sectors) zeroFill(buf, pos * SECTOR, sectors * SECTOR);
 }
 
 /** Is the 512-byte sector at `o` all zero? One word first, then a native compare. */

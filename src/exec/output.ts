@@ -17,7 +17,7 @@ import { locatorSlot, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import { DigestLog } from './digestLog.js';
 import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
-import { verifyWritten } from './verify.js';
+import { verifyAgainstSource } from './verify.js';
 
 export interface OutputPlan {
   type: OutputType;
@@ -73,7 +73,8 @@ export async function writeRewrite(
   ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
   atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void> },
 ): Promise<WriteResult> {
-  const digests = new DigestLog();
+  const bitmaps = new DigestLog();
+  const fixedUnits: number[] = [];
   let stats: RewriteStats | null = null;
   let size = 0;
   let written: { footer: Footer; bat?: SparseWriter['bat']; header?: DynamicHeader } | null = null;
@@ -83,13 +84,13 @@ export async function writeRewrite(
     try {
       if (plan.type === 'fixed') {
         const w = new FixedWriter(file, plan.footer);
-        stats = await runRewrite(spec, resolver, ctx.runner, { type: 'fixed', fixed: w, bitmapBytes: 0 }, { progress: ctx.progress, signal: ctx.signal, digests });
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: 'fixed', fixed: w, bitmapBytes: 0 }, { progress: ctx.progress, signal: ctx.signal, record: { bitmaps, fixedUnits } });
         const r = await w.finish();
         size = r.size;
         written = { footer: r.footer };
       } else {
         const w = new SparseWriter(file, { footer: plan.footer, header: plan.header!, locators: plan.locators, align: plan.align });
-        stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, sparse: w, bitmapBytes: w.layout.bitmapBytes }, { progress: ctx.progress, signal: ctx.signal, digests });
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, sparse: w, bitmapBytes: w.layout.bitmapBytes }, { progress: ctx.progress, signal: ctx.signal, record: { bitmaps, fixedUnits } });
         const r = await w.finish();
         size = r.size;
         written = { footer: r.footer, header: r.header, bat: w.bat };
@@ -108,9 +109,9 @@ export async function writeRewrite(
     verify: async (temp) => {
       ctx.progress.start('verifying', 0);
       try {
-        await verifyWritten(ctx.fs, temp, ctx.runner, {
-          footer: written!.footer, bat: written!.bat, blockSize: written!.header?.blockSize,
-          parentUniqueId: written!.header?.parentUniqueId ?? null, fileSize: size, digests,
+        await verifyAgainstSource(ctx.fs, temp, ctx.runner, spec, resolver, {
+          type: plan.type, footer: written!.footer, bat: written!.bat, blockSize: written!.header?.blockSize,
+          parentUniqueId: written!.header?.parentUniqueId ?? null, fileSize: size, bitmaps, fixedUnits,
         });
       } finally {
         ctx.progress.done();

@@ -56,8 +56,8 @@ export interface RewriteStats {
 export interface RewriteOptions {
   progress?: ProgressSink;
   signal?: AbortSignal;
-  /** Records every write for verification (real runs). */
-  digests?: DigestLog | null;
+  /** Records what was written, for verification (real runs): bitmap digests, fixed units. */
+  record?: { bitmaps: DigestLog; fixedUnits: number[] } | null;
 }
 
 interface BlockState {
@@ -74,7 +74,7 @@ export function rewriteTotalBytes(spec: RewriteSpec): number {
 
 export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, runner: TaskRunner, target: RewriteTarget, opts: RewriteOptions = {}): Promise<RewriteStats> {
   const progress = opts.progress ?? noopProgress;
-  const digests = opts.digests ?? null;
+  const record = opts.record ?? null;
   const counters: PlanCounters = { blocksVisited: 0, emptyBlocks: 0 };
   const stats: RewriteStats = {
     blocksVisited: 0, emptyBlocks: 0, blocksStored: 0, sectorsExamined: 0, sectorsKept: 0,
@@ -118,16 +118,13 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
           stats.bytesWritten += len;
           if (!dry) {
             const data = runner.arena.subarray(slot * runner.slotBytes, slot * runner.slotBytes + len);
-            let at: number;
             if (target.fixed) {
-              at = u.firstSector * SECTOR;
-              await target.fixed.write(at, data);
+              await target.fixed.write(u.firstSector * SECTOR, data);
+              record?.fixedUnits.push(u.firstSector);
             } else {
               if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
-              at = st.offset + target.bitmapBytes + u.offsetInBlock * SECTOR;
               await target.sparse!.writeData(st.offset, u.offsetInBlock * SECTOR, data);
             }
-            if (digests) digests.add(at, len, r.digest!);
             await flusher?.wrote(len);
           }
         }
@@ -140,7 +137,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (!dry) {
         if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
         await target.sparse!.writeBitmap(st.offset, st.bits);
-        if (digests) digests.add(st.offset, st.bits.length, createHash('sha1').update(st.bits).digest('hex'));
+        record?.bitmaps.add(st.offset, st.bits.length, createHash('sha1').update(st.bits).digest('hex'));
       }
     }
     progress.advance(u.sectors * SECTOR);
@@ -153,7 +150,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (u.task) {
         while (freeSlots.length === 0) await consume(queue.shift()!);
         u.task.slot = freeSlots.pop()!;
-        u.task.digest = !dry;
+        u.task.write = !dry;
         p = runner.run<CompareResult>(u.task);
         p.catch(() => undefined);
       }

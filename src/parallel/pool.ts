@@ -9,7 +9,7 @@
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { FormatError, VhdToolError } from '../errors.js';
 import type { WorkerTask } from '../plan/tasks.js';
 import { Kernel, TRUNCATED_MARK } from '../../workers/kernel.js';
@@ -98,25 +98,29 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
   // while its workers are still loading their module (terminating a worker in the middle of
   // loading an ES module has been seen to abort the whole process in Node 20).
   let pool: Piscina | null = null;
-  const started = () => (pool ??= new Piscina({
+  let starting: Promise<Piscina> | null = null;
+  // piscina itself is loaded only when threads are used (it costs start-up time).
+  const started = () => (starting ??= import('piscina').then(({ Piscina: P }) => (pool = new P({
     filename: workerFile(),
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
     workerData: { arena: arenaBuf, slotBytes: opts.slotBytes },
-  }));
+  }))));
   return {
     threads, arena, slotBytes: opts.slotBytes, slots,
     async run<T>(task: WorkerTask): Promise<T> {
       try {
-        return (await started().run(task)) as T;
+        return (await (await started()).run(task)) as T;
       } catch (e) {
         throw kernelError(e);
       }
     },
     async close() {
+      if (starting) await starting.catch(() => undefined);
       const p = pool;
       pool = null;
+      starting = null;
       if (p) await p.destroy();
     },
   };

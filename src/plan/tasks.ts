@@ -19,11 +19,8 @@ export interface CompareTask {
   src: number[];
   /** Reference runs over exactly the same sectors, or null when the reference is all zeros. */
   ref: number[] | null;
-  /**
-   * The unit will be written: zero its dropped sectors in the slot and compute
-   * a SHA-1 of its final data (for verification after writing). False in dry runs.
-   */
-  digest: boolean;
+  /** The unit will be written: zero its dropped sectors in the slot. False in dry runs. */
+  write: boolean;
 }
 
 export interface CompareResult {
@@ -35,8 +32,6 @@ export interface CompareResult {
   sameAsParent: number;
   /** Dropped sectors where both source and reference are zero. */
   zeroOverZero: number;
-  /** SHA-1 (hex) of the slot's data after dropped sectors are zeroed, when asked and kept > 0. */
-  digest: string | null;
 }
 
 /** Check that sectors whose bitmap bit is 0 hold zeros (spec invariant). */

@@ -122,7 +122,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
           for (const p of srcPieces) refPieces.push(...(await resolver.resolveRange(k, p.sector, p.count)));
           if (refPieces.some((p) => p.layer >= 0)) ref = toRuns(refPieces, s, (l) => l);
         }
-        task = { kind: 'compare', slot: -1, sectors: n, files, src: toRuns(srcPieces, s, (l) => l), ref, digest: false };
+        task = { kind: 'compare', slot: -1, sectors: n, files, src: toRuns(srcPieces, s, (l) => l), ref, write: false };
       }
       yield {
         block, firstSector: s, offsetInBlock: s - blockStart, sectors: n,

@@ -221,7 +221,7 @@ describe('every error code, through the real code path', () => {
     const e = await thrown(compact(child.path, { output: out, fs: flaky, threads: 0 }));
     expect(e.code).toBe('VERIFY_FAILED');
     expect(e.exitCode).toBe(8);
-    expect(e.message).toMatch(/^output did not verify \(bytes at offset \d+ differ from what was written\); nothing was replaced$/);
+    expect(e.message).toMatch(/^output did not verify \(data at output offset \d+ differs from the source\); nothing was replaced$/);
     expect(existsSync(out)).toBe(false);
     tested.add('VERIFY_FAILED');
   });
