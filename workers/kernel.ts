@@ -50,6 +50,7 @@ export class Kernel {
         case 'compare': return this.compare(task);
         case 'unsetZero': return this.unsetZero(task);
         case 'digest': return this.digest(task);
+        case 'ping': return '';
         case 'diff': return this.diff(task);
       }
     } finally {

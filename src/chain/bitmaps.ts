@@ -7,6 +7,9 @@ import { readExact } from '../io/fsys.js';
 import type { VhdMeta, Vhd } from '../vhd/image.js';
 import { SECTOR } from '../format/index.js';
 
+/** Bitmaps read ahead after a cache miss. */
+const READ_AHEAD = 16;
+
 export class BitmapCache {
   private readonly cache = new Map<number, Promise<Uint8Array>>();
 
@@ -26,7 +29,13 @@ export class BitmapCache {
       this.cache.set(block, p);
       return p;
     }
-    p = this.load(block);
+    p = this.start(block);
+    this.readAhead(block);
+    return p;
+  }
+
+  private start(block: number): Promise<Uint8Array> {
+    const p = this.load(block);
     this.cache.set(block, p);
     p.catch(() => this.cache.delete(block));
     if (this.cache.size > this.maxEntries) {
@@ -34,6 +43,22 @@ export class BitmapCache {
       this.cache.delete(oldest);
     }
     return p;
+  }
+
+  /**
+   * Passes walk blocks in order: after a miss, start reading the next few
+   * allocated blocks' bitmaps too, so their latencies overlap instead of
+   * adding up one await at a time.
+   */
+  private readAhead(block: number): void {
+    const bat = this.vhd.meta.bat!;
+    const depth = Math.min(READ_AHEAD, this.maxEntries >> 2);
+    let started = 0;
+    for (let b = block + 1; b < bat.length && b <= block + 4 * READ_AHEAD && started < depth; b++) {
+      if (bat.get(b) === null || this.cache.has(b)) continue;
+      this.start(b).catch(() => undefined);
+      started++;
+    }
   }
 
   private async load(block: number): Promise<Uint8Array> {

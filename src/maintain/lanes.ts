@@ -30,6 +30,9 @@ export function laneView(r: TaskRunner, first: number, slots: number): TaskRunne
       const mapped = 'slot' in task ? { ...task, slot: task.slot + first } : task;
       return r.run<T>(mapped);
     },
+    warm() {
+      r.warm();
+    },
     async close() {
       /* the owner closes the runner */
     },

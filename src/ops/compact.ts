@@ -70,6 +70,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
     if (!opts.runner) {
       await base0.close();
       ctx = resolveBase(opts, m.blockSize!);
+      ctx.runner.warm();
     }
     // Temporaries of killed runs go first, even when --output exists (a kill between link and unlink leaves both).
     const removedTemporaries = opts.dryRun ? [] : await cleanStaleTemps(fs, target);

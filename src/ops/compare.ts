@@ -79,6 +79,7 @@ function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
 export async function compare(a: string, b: string, opts: CompareOptions = {}): Promise<CompareResult> {
   const t0 = Date.now();
   const ctx = resolveBase(opts, MAX_UNIT_SECTORS * SECTOR);
+  ctx.runner.warm();
   let ca: Chain | null = null;
   let cb: Chain | null = null;
   try {

@@ -104,6 +104,7 @@ async function withChain<T>(disk: string, parent: string | undefined, opts: OpBa
     if (!opts.runner && leaf.meta.blockSize) {
       await ctx.close();
       ctx = resolveBase(opts, leaf.meta.blockSize);
+      ctx.runner.warm();
     }
     return await fn(chain, ctx);
   } finally {

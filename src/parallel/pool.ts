@@ -22,6 +22,8 @@ export interface TaskRunner {
   readonly slotBytes: number;
   readonly slots: number;
   run<T>(task: WorkerTask): Promise<T>;
+  /** Starts the worker threads now, so their start-up overlaps the caller's own (opening files). */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -88,6 +90,7 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
           throw kernelError(e);
         }
       },
+      warm() {},
       async close() {
         kernel.closeAll();
       },
@@ -99,6 +102,7 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
   // loading an ES module has been seen to abort the whole process in Node 20).
   let pool: Piscina | null = null;
   let starting: Promise<Piscina> | null = null;
+  let warming: Promise<unknown> | null = null;
   // piscina itself is loaded only when threads are used (it costs start-up time).
   const started = () => (starting ??= import('piscina').then(({ Piscina: P }) => (pool = new P({
     filename: workerFile(),
@@ -116,7 +120,12 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
         throw kernelError(e);
       }
     },
+    warm() {
+      // One no-op task per thread; close() waits for them, so a pool is never torn down mid-start.
+      warming ??= Promise.all(Array.from({ length: threads }, () => started().then((p) => p.run({ kind: 'ping' })))).catch(() => undefined);
+    },
     async close() {
+      if (warming) await warming;
       if (starting) await starting.catch(() => undefined);
       const p = pool;
       pool = null;

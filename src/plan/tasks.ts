@@ -77,7 +77,12 @@ export interface DiffResult {
   ranges: Array<[number, number]>;
 }
 
-export type WorkerTask = CompareTask | UnsetZeroTask | DigestTask | DiffTask;
+/** Does nothing: starts a worker thread ahead of real work. */
+export interface PingTask {
+  kind: 'ping';
+}
+
+export type WorkerTask = CompareTask | UnsetZeroTask | DigestTask | DiffTask | PingTask;
 
 /** What the workers receive once: the shared arena of data slots. */
 export interface WorkerData {
