@@ -23,6 +23,9 @@ import { noopProgress, type ProgressSink } from '../progress.js';
 import type { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import type { DigestLog } from './digestLog.js';
 
+/** Bytes written between background fsyncs (VHDTOOL_WRITEBACK_MB; 0 = only the final fsync). */
+const WRITEBACK_BYTES = Number(process.env.VHDTOOL_WRITEBACK_MB ?? 32) * 1024 * 1024;
+
 export type OutputType = 'differencing' | 'dynamic' | 'fixed';
 
 export interface RewriteTarget {
@@ -85,7 +88,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   let current: BlockState | null = null;
   const dry = !target.sparse && !target.fixed;
   const outFile = target.sparse?.file ?? target.fixed?.file ?? null;
-  const flusher = outFile ? new Flusher(() => outFile.sync()) : null;
+  const flusher = outFile && WRITEBACK_BYTES > 0 ? new Flusher(() => outFile.sync(), WRITEBACK_BYTES) : null;
 
   const consume = async (item: { u: UnitPlan; p: Promise<CompareResult> | null }) => {
     const { u } = item;
