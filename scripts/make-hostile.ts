@@ -103,6 +103,10 @@ class MemFile implements RandomAccessFile {
   }
 
   async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    return this.readSync(buf, off, len, pos);
+  }
+
+  readSync(buf: Uint8Array, off: number, len: number, pos: number): number {
     const n = Math.max(0, Math.min(len, this.len - pos));
     buf.set(this.buf.subarray(pos, pos + n), off);
     return n;

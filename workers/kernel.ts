@@ -178,30 +178,66 @@ export class Kernel {
   }
 
   diff(t: DiffTask): DiffResult {
-    // Window by window through two small buffers that stay in the CPU cache:
-    // read A's window, read B's, compare, move on.
+    // Walk both runs lists together. Each stretch where both sides stay in one run is compared
+    // window by window through two small buffers that stay in the CPU cache. A stretch that is
+    // zeros on both sides is not touched; one that is zeros on one side only is read once and
+    // tested for zeros, never filled and compared.
+    const out: DiffResult = { first: -1, ranges: [] };
+    const { a: ra, b: rb } = t;
+    let i = 0;
+    let j = 0;
+    let s = 0;
+    while (i < ra.length && j < rb.length) {
+      const endA = ra[i] + ra[i + 1];
+      const endB = rb[j] + rb[j + 1];
+      const e = Math.min(endA, endB, t.sectors);
+      if (e > s) {
+        const fa = ra[i + 2];
+        const fb = rb[j + 2];
+        if ((fa >= 0 || fb >= 0) && !this.diffStretch(t.files, fa, ra[i + 3] + (s - ra[i]) * SECTOR, fb,
+          rb[j + 3] + (s - rb[j]) * SECTOR, s * SECTOR, (e - s) * SECTOR, out)) return out;
+        s = e;
+      }
+      if (endA <= s) i += 4;
+      if (endB <= s) j += 4;
+    }
+    return out;
+  }
+
+  /**
+   * Compares `len` bytes of file `fa` at `posA` (zeros when fa < 0) with file
+   * `fb` at `posB`; `at` is the stretch's byte offset in the unit. Returns
+   * false once enough ranges are collected.
+   */
+  private diffStretch(files: string[], fa: number, posA: number, fb: number, posB: number, at: number, len: number,
+    out: DiffResult): boolean {
     const a = this.windowA;
     const b = this.windowB;
-    const len = t.sectors * SECTOR;
-    const ranges: Array<[number, number]> = [];
-    let first = -1;
     for (let w = 0; w < len; w += WINDOW) {
       const n = Math.min(WINDOW, len - w);
-      this.fillWindow(a, t.files, t.a, w, w + n);
-      this.fillWindow(b, t.files, t.b, w, w + n);
-      if (a.compare(b, 0, n, 0, n) === 0) continue;
+      if (fa >= 0) this.readInto(files[fa], a, 0, n, posA + w);
+      if (fb >= 0) this.readInto(files[fb], b, 0, n, posB + w);
+      // One side zeros: test the other for zeros.
+      const one = fa < 0 ? b : a;
+      if (fa >= 0 && fb >= 0 ? a.compare(b, 0, n, 0, n) === 0 : isZeroRange(one, 0, n)) continue;
       for (let o = 0; o < n; o += SECTOR) {
-        if (a.compare(b, o, o + SECTOR, o, o + SECTOR) === 0) continue;
-        if (first < 0) {
-          for (let k = o; k < o + SECTOR; k++) if (a[k] !== b[k]) { first = w + k; break; }
+        const same = fa >= 0 && fb >= 0 ? a.compare(b, o, o + SECTOR, o, o + SECTOR) === 0 : isZeroSector(one, o);
+        if (same) continue;
+        const u = at + w + o;
+        if (out.first < 0) {
+          for (let k = o; k < o + SECTOR; k++) {
+            const x = fa >= 0 ? a[k] : 0;
+            const y = fb >= 0 ? b[k] : 0;
+            if (x !== y) { out.first = u + k - o; break; }
+          }
         }
-        const last = ranges[ranges.length - 1];
-        if (last && last[1] === w + o) last[1] = w + o + SECTOR;
-        else if (ranges.length < 8) ranges.push([w + o, w + o + SECTOR]);
-        else return { first, ranges };
+        const last = out.ranges[out.ranges.length - 1];
+        if (last && last[1] === u) last[1] = u + SECTOR;
+        else if (out.ranges.length < 8) out.ranges.push([u, u + SECTOR]);
+        else return false;
       }
     }
-    return { first, ranges };
+    return true;
   }
 }
 

@@ -20,7 +20,7 @@ export class ChainReader {
 
   /** Reads whole sectors [sector, sector+count) as seen from layer `from` into `buf` at `off`. */
   async readSectors(from: number, sector: number, count: number, buf: Uint8Array, off = 0): Promise<void> {
-    const pieces = await this.resolver.resolveRange(from, sector, count);
+    const pieces = this.resolver.resolveRange(from, sector, count);
     await this.readPieces(pieces, sector, buf, off);
   }
 

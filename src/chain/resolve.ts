@@ -38,9 +38,9 @@ export class ChainResolver {
    * coalesced. Sectors that would be read from layer `stopAt` or deeper come
    * back as pieces with layer -2.
    */
-  async resolveRange(from: number, sector: number, count: number, stopAt = Infinity): Promise<Piece[]> {
+  resolveRange(from: number, sector: number, count: number, stopAt = Infinity): Piece[] {
     const out: Piece[] = [];
-    await this.resolveInto(from, sector, count, out, stopAt);
+    this.resolveInto(from, sector, count, out, stopAt);
     return out;
   }
 
@@ -54,7 +54,7 @@ export class ChainResolver {
     out.push(p);
   }
 
-  async resolveInto(from: number, sector: number, count: number, out: Piece[], stopAt = Infinity): Promise<void> {
+  resolveInto(from: number, sector: number, count: number, out: Piece[], stopAt = Infinity): void {
     if (count <= 0) return;
     const layers = this.chain.layersLeafFirst;
     if (from >= stopAt) {
@@ -72,7 +72,7 @@ export class ChainResolver {
       return;
     }
     if (sector + count > vs) {
-      await this.resolveInto(from, sector, vs - sector, out, stopAt);
+      this.resolveInto(from, sector, vs - sector, out, stopAt);
       this.push(out, { sector: vs, count: sector + count - vs, layer: -1, fileOffset: 0 });
       return;
     }
@@ -90,17 +90,17 @@ export class ChainResolver {
       const n = Math.min(end, blockStart + spb) - s;
       const entry = meta.bat!.get(block);
       if (entry === null) {
-        if (diff) await this.resolveInto(from + 1, s, n, out, stopAt);
+        if (diff) this.resolveInto(from + 1, s, n, out, stopAt);
         else this.push(out, { sector: s, count: n, layer: -1, fileOffset: 0 });
       } else {
-        const bm = await this.bitmaps[from].get(block);
+        const bm = this.bitmaps[from].get(block);
         const dataStart = entry * SECTOR + meta.bitmapSize;
         const runs: Array<[number, number, boolean]> = [];
         forEachRun(bm, s - blockStart, n, (st, c, set) => runs.push([st, c, set]));
         for (const [st, c, set] of runs) {
           const vsec = blockStart + st;
           if (set) this.push(out, { sector: vsec, count: c, layer: from, fileOffset: dataStart + st * SECTOR });
-          else if (diff) await this.resolveInto(from + 1, vsec, c, out, stopAt);
+          else if (diff) this.resolveInto(from + 1, vsec, c, out, stopAt);
           else this.push(out, { sector: vsec, count: c, layer: -1, fileOffset: 0 });
         }
       }

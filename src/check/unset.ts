@@ -25,7 +25,7 @@ export async function findDirtyUnsetSectors(vhd: Vhd, runner: TaskRunner, bitmap
   const inflight: Array<Promise<void>> = [];
   const limit = Math.max(2, runner.threads * 2);
   for (const block of m.bat!.allocated()) {
-    const bitmap = await bitmaps.get(block);
+    const bitmap = bitmaps.get(block);
     // A full bitmap has no clear bit to check.
     if (!anyClear(bitmap, spb)) continue;
     const dataOffset = m.bat!.get(block)! * SECTOR + m.bitmapSize;

@@ -83,7 +83,7 @@ export async function verifyAgainstSource(fs: FileSystem, temp: string, runner: 
     if (exp.type === 'fixed') {
       for (const first of exp.fixedUnits) {
         const n = Math.min(unit, total - first);
-        const pieces = await resolver.resolveRange(0, first, n, k);
+        const pieces = resolver.resolveRange(0, first, n, k);
         await check(first * SECTOR, n, toRuns(pieces, first, temp));
       }
     } else {
@@ -105,7 +105,7 @@ export async function verifyAgainstSource(fs: FileSystem, temp: string, runner: 
         const end = Math.min(blockStart + spb, total);
         for (let s = blockStart; s < end; s += unit) {
           const n = Math.min(unit, end - s);
-          const pieces = await resolver.resolveRange(0, s, n, k);
+          const pieces = resolver.resolveRange(0, s, n, k);
           const runs: number[] = [];
           for (const p of pieces) {
             // Split each source piece by the output bitmap: bit 1 must be the source's data, bit 0 zero.

@@ -165,6 +165,10 @@ class FaultyFile implements RandomAccessFile {
     return this.f.read(buf, off, len, pos);
   }
 
+  readSync(buf: Uint8Array, off: number, len: number, pos: number): number {
+    return this.f.readSync(buf, off, len, pos);
+  }
+
   async write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
     try {
       this.fs.tick('write', this.f.path);

@@ -70,6 +70,13 @@ function mergeRanges(r: Array<[number, number]>): Array<[number, number]> {
   return out;
 }
 
+/**
+ * Units per diff task (64 MiB). A diff needs no data slot (it compares through
+ * two small windows), so a task can span many units; large tasks keep the
+ * main thread's per-task cost (resolving, dispatch) far below the workers'.
+ */
+const TASK_UNITS = 16;
+
 function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
   const r: number[] = [];
   for (const p of pieces) r.push(p.sector - unitStart, p.count, p.layer < 0 ? -1 : fileBase + p.layer, p.fileOffset);
@@ -104,7 +111,7 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     let first: number | null = null;
     let bytesCompared = 0;
     const free = Array.from({ length: ctx.runner.slots }, (_, i) => i);
-    const queue: Array<{ start: number; p: Promise<DiffResult>; slot: number }> = [];
+    const queue: Array<{ start: number; bytes: number; p: Promise<DiffResult>; slot: number }> = [];
     let done = false;
     const addRange = (s: number, e: number) => {
       const last = ranges[ranges.length - 1];
@@ -120,22 +127,24 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
         if (first === null) first = q.start + r.first;
         for (const [s, e] of r.ranges) addRange(q.start + s, q.start + e);
       }
-      ctx.progress.advance(unitBytes);
+      ctx.progress.advance(q.bytes);
     };
     ctx.progress.start('comparing', marked.reduce((n, [s, e]) => n + e - s, 0) * unitBytes);
     try {
-      for (let k = 0; k < marked.length && !done; k++) for (let u = marked[k][0]; u < marked[k][1] && !done; u++) {
-        const s = u * unitSectors;
-        const n = Math.min(unitSectors, size / SECTOR - s);
-        const pa = await ra.resolveRange(0, s, n);
-        const pb = await rb.resolveRange(0, s, n);
-        if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) continue;
-        while (free.length === 0) await consume();
-        const slot = free.pop()!;
-        bytesCompared += n * SECTOR;
-        const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
-        p.catch(() => undefined);
-        queue.push({ start: s * SECTOR, p, slot });
+      for (let k = 0; k < marked.length && !done; k++) {
+        for (let u = marked[k][0]; u < marked[k][1] && !done; u += TASK_UNITS) {
+          const s = u * unitSectors;
+          const n = Math.min(Math.min(TASK_UNITS, marked[k][1] - u) * unitSectors, size / SECTOR - s);
+          const pa = ra.resolveRange(0, s, n);
+          const pb = rb.resolveRange(0, s, n);
+          if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) continue;
+          while (free.length === 0) await consume();
+          const slot = free.pop()!;
+          bytesCompared += n * SECTOR;
+          const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
+          p.catch(() => undefined);
+          queue.push({ start: s * SECTOR, bytes: n * SECTOR, p, slot });
+        }
       }
       while (queue.length) await consume();
     } catch (e) {

@@ -53,7 +53,7 @@ export async function info(disk: string, opts: InfoOptions = {}): Promise<InfoRe
     else {
       const cache = new BitmapCache(leaf.vhd, 4);
       const spb = m.blockSize! / SECTOR;
-      for (const b of m.bat!.allocated()) sectorsSet += countBits(await cache.get(b), spb);
+      for (const b of m.bat!.allocated()) sectorsSet += countBits(cache.get(b), spb);
     }
     const h = m.header;
     return {

@@ -49,16 +49,9 @@ import { exitCodeFor, finalize, REPORT_VERSION, type ActionReport, type ChainRep
 import { renderMetrics } from '../maintain/metrics.js';
 import type { DiskInfo } from '../maintain/types.js';
 
-/**
- * Default --min-reclaim: 64 MiB. Compacting rewrites the whole disk (it reads
- * every allocated block and the parent's, and writes what it keeps), so a
- * nightly job should not rewrite a multi-gigabyte file to free a few blocks;
- * 64 MiB is 32 blocks of the usual 2 MiB, and bounds how much space can stay
- * unreclaimed per disk. Use --min-reclaim 0 to compact whatever frees space.
- */
-export const DEFAULT_MIN_RECLAIM = 64 * 1024 * 1024;
-/** Disks worked on at once (each holds one lane of the runner). */
-export const DEFAULT_CONCURRENCY = 2;
+import { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM } from '../maintain/defaults.js';
+
+export { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM };
 /** The scan of files open in other processes is reused for this long. */
 const IN_USE_MAX_AGE_MS = 5000;
 

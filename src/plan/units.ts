@@ -109,7 +109,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
     let anySource = false;
     for (let s = blockStart; s < blockEnd; s += unit) {
       const n = Math.min(unit, blockEnd - s);
-      const pieces = await resolver.resolveRange(0, s, n, k);
+      const pieces = resolver.resolveRange(0, s, n, k);
       const srcPieces = pieces.filter((p) => p.layer !== -2);
       const dataRuns: number[] = [];
       for (const p of srcPieces) if (p.layer >= 0) dataRuns.push(p.sector - s, p.count);
@@ -119,7 +119,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
         let ref: number[] | null = null;
         if (k < layers.length) {
           const refPieces: Piece[] = [];
-          for (const p of srcPieces) refPieces.push(...(await resolver.resolveRange(k, p.sector, p.count)));
+          for (const p of srcPieces) refPieces.push(...(resolver.resolveRange(k, p.sector, p.count)));
           if (refPieces.some((p) => p.layer >= 0)) ref = toRuns(refPieces, s, (l) => l);
         }
         task = { kind: 'compare', slot: -1, sectors: n, files, src: toRuns(srcPieces, s, (l) => l), ref, write: false };

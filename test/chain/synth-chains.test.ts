@@ -98,7 +98,7 @@ async function verify(layers: SynthLayer[], opts: { names?: string[]; parent?: s
       expect(same(got, model.subarray(off, off + len)), `range ${off}+${len}: ${firstDiff(got, model.subarray(off, off + len))}`).toBe(true);
     }
     // Pieces from the resolver cover the disk exactly, in order.
-    const pieces = await r.reader.resolver.resolveRange(0, 0, size / SECTOR);
+    const pieces = r.reader.resolver.resolveRange(0, 0, size / SECTOR);
     let next = 0;
     for (const p of pieces) {
       expect(p.sector).toBe(next);

@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { writeFileSync, readFileSync, symlinkSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { nodeFileSystem, readAt, readExact, dirOf, type RandomAccessFile } from '../../src/io/fsys.js';
+import { nodeFileSystem, readAt, readExact, readExactSync, dirOf, type RandomAccessFile } from '../../src/io/fsys.js';
 import { FormatError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -53,10 +53,20 @@ describe('nodeFileSystem and exact reads', () => {
         buf.set(data.subarray(pos, pos + n), off);
         return n;
       },
+      readSync(buf, off, len, pos) {
+        const n = Math.min(3, len, data.length - pos);
+        if (n <= 0) return 0;
+        buf.set(data.subarray(pos, pos + n), off);
+        return n;
+      },
       write: async () => undefined, writev: async () => undefined, size: async () => data.length,
       truncate: async () => undefined, sync: async () => undefined, close: async () => undefined,
     };
     expect([...(await readAt(trickle, 10, 20))]).toEqual(Array.from({ length: 20 }, (_, i) => 10 + i));
+    const sync = new Uint8Array(20);
+    readExactSync(trickle, sync, 0, 20, 40);
+    expect([...sync]).toEqual(Array.from({ length: 20 }, (_, i) => 40 + i));
+    expect(() => readExactSync(trickle, sync, 0, 20, 50)).toThrow(/file ends at byte 64 while reading 20 bytes at offset 50/);
   });
 
   it('createExclusive never opens an existing file (EEXIST), through a symlink either', async () => {

@@ -1,9 +1,6 @@
 import { createWriteStream } from 'node:fs';
 import type { Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { nodeFileSystem } from '../../io/fsys.js';
-import { openChain } from '../../chain/openChain.js';
-import { ChainReader } from '../../chain/reader.js';
 import type { CliIO } from '../context.js';
 
 export function registerCat(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -16,6 +13,8 @@ export function registerCat(program: Command, io: CliIO, done: (code: number) =>
     .option('-o, --output <file>', 'write to FILE (must not exist) instead of standard output')
     .addHelpText('after', '\nExamples:\n  vhdtool cat child.vhd | sha256sum\n  vhdtool cat evidence.vhd --lenient -o evidence.raw')
     .action(async (disk: string, o: { parent?: string; lenient?: boolean; output?: string }) => {
+      const [{ nodeFileSystem }, { openChain }, { ChainReader }] = await Promise.all([
+        import('../../io/fsys.js'), import('../../chain/openChain.js'), import('../../chain/reader.js')]);
       const chain = await openChain(nodeFileSystem, disk, { parent: o.parent, mode: o.lenient ? 'lenient' : 'strict' });
       for (const l of chain.layersLeafFirst) for (const i of l.meta.issues) if (i.severity === 'warning' && o.lenient) io.err(`vhdtool: ${l.path}: warning: ${i.message}`);
       const out: Writable = o.output ? createWriteStream(o.output, { flags: 'wx' }) : process.stdout;

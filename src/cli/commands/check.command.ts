@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
-import { checkDisk, type CheckReport } from '../../check/check.js';
-import { nodeFileSystem } from '../../io/fsys.js';
-import { createRunner, defaultThreads } from '../../parallel/pool.js';
+import type { CheckReport } from '../../check/check.js';
 import { json, parseThreads, type CliIO } from '../context.js';
 
 export function registerCheck(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -15,6 +13,8 @@ export function registerCheck(program: Command, io: CliIO, done: (code: number) 
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExit status: 0 clean (warnings allowed), 1 problems found.\n\nExamples:\n  vhdtool check child.vhd\n  vhdtool check --json /srv/vhd/*.vhd')
     .action(async (disks: string[], o: { parent?: string; fast?: boolean; threads?: number; json?: boolean }) => {
+      const [{ checkDisk }, { nodeFileSystem }, { createRunner, defaultThreads }] = await Promise.all([
+        import('../../check/check.js'), import('../../io/fsys.js'), import('../../parallel/pool.js')]);
       const runner = createRunner({ threads: o.threads ?? defaultThreads(), slotBytes: 512 });
       const reports: CheckReport[] = [];
       try {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { compact, type CompactResult } from '../../ops/compact.js';
+import type { CompactResult } from '../../ops/compact.js';
 import { fmtBytes, json, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerCompact(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -16,6 +16,7 @@ export function registerCompact(program: Command, io: CliIO, done: (code: number
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExamples:\n  vhdtool compact user1.vhd --dry-run\n  vhdtool compact user1.vhd\n  vhdtool compact user1.vhd --output /tmp/user1-small.vhd --json')
     .action(async (disk: string, o: { output?: string; parent?: string; dryRun?: boolean; force?: boolean; threads?: number; json?: boolean; progress?: boolean }) => {
+      const { compact } = await import('../../ops/compact.js');
       const r = await compact(disk, {
         output: o.output, parent: o.parent, dryRun: o.dryRun, force: o.force, threads: o.threads,
         progress: progressFor(io, o), signal: io.signal,

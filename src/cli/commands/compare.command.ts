@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { compare } from '../../ops/compare.js';
 import { json, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerCompare(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -16,6 +15,7 @@ export function registerCompare(program: Command, io: CliIO, done: (code: number
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExit status (as qemu-img compare): 0 identical, 1 different, 2 or more an error.\n\nExamples:\n  vhdtool compare user1.vhd user1-merged.vhd\n  vhdtool compare a.vhd b.vhd --json')
     .action(async (a: string, b: string, o: { parentA?: string; parentB?: string; strict?: boolean; threads?: number; json?: boolean; progress?: boolean }) => {
+      const { compare } = await import('../../ops/compare.js');
       const r = await compare(a, b, { parentA: o.parentA, parentB: o.parentB, strict: o.strict, threads: o.threads, progress: progressFor(io, o), signal: io.signal });
       if (o.json) json(io, r);
       else if (r.identical) io.out(`Images are identical.${r.sizeA !== r.sizeB ? ` (sizes differ: ${r.sizeA} vs ${r.sizeB}; the extra space reads zero)` : ''}`);

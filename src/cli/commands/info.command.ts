@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { info, type InfoResult } from '../../ops/info.js';
+import type { InfoResult } from '../../ops/info.js';
 import { fmtBytes, json, type CliIO } from '../context.js';
 
 export function registerInfo(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -12,6 +12,7 @@ export function registerInfo(program: Command, io: CliIO, done: (code: number) =
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExamples:\n  vhdtool info child.vhd\n  vhdtool info child.vhd --json | jq .chain\n  vhdtool info moved-child.vhd --parent /srv/golden/base.vhd')
     .action(async (disk: string, o: { parent?: string; lenient?: boolean; json?: boolean }) => {
+      const { info } = await import('../../ops/info.js');
       const r = await info(disk, { parent: o.parent, lenient: o.lenient });
       if (o.json) json(io, r);
       else renderInfo(io, r);

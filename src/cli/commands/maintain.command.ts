@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { InvalidArgumentError } from 'commander';
-import { DEFAULT_CONCURRENCY, maintain } from '../../ops/maintain.js';
-import { renderHuman } from '../../maintain/report.js';
+import { DEFAULT_CONCURRENCY } from '../../maintain/defaults.js';
 import { parseShard, type Shard } from '../../maintain/shard.js';
 import { json, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
 
@@ -73,6 +72,7 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
       '  vhdtool maintain /mnt/vhd --shard 2/8 --exclude "*.avhd" --json',
     ].join('\n'))
     .action(async (roots: string[], o: MaintainFlags) => {
+      const [{ maintain }, { renderHuman }] = await Promise.all([import('../../ops/maintain.js'), import('../../maintain/report.js')]);
       const r = await maintain(roots, {
         dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans,
         exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency,

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
-import { convert, merge, type MergeResult } from '../../ops/merge.js';
+import type { MergeResult } from '../../ops/merge.js';
 import { fmtBytes, json, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerMerge(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -19,6 +19,7 @@ export function registerMerge(program: Command, io: CliIO, done: (code: number) 
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nPARENT a base disk: OUT is standalone. PARENT a differencing disk: OUT is a differencing disk\nlinked to PARENT\'s parent (two layers become one).\n\nExamples:\n  vhdtool merge user1.vhd golden.vhd user1-full.vhd\n  vhdtool merge snap2.avhd snap1.avhd snap12.vhd\n  vhdtool merge snap2.avhd snap1.avhd flat.vhd --flatten --type fixed')
     .action(async (child: string, parent: string, out: string, o: { flatten?: boolean; type?: 'dynamic' | 'fixed'; force?: boolean; dryRun?: boolean; threads?: number; json?: boolean; progress?: boolean }) => {
+      const { merge } = await import('../../ops/merge.js');
       const r = await merge(child, parent, out, {
         flatten: o.flatten, type: o.type, force: o.force, dryRun: o.dryRun, threads: o.threads,
         progress: progressFor(io, o), signal: io.signal,
@@ -41,6 +42,7 @@ export function registerMerge(program: Command, io: CliIO, done: (code: number) 
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExamples:\n  vhdtool convert fixed.vhd dynamic.vhd\n  vhdtool convert child.vhd standalone-fixed.vhd --type fixed')
     .action(async (disk: string, out: string, o: { type?: 'dynamic' | 'fixed'; parent?: string; force?: boolean; threads?: number; json?: boolean; progress?: boolean }) => {
+      const { convert } = await import('../../ops/merge.js');
       const r = await convert(disk, out, { type: o.type, parent: o.parent, force: o.force, threads: o.threads, progress: progressFor(io, o), signal: io.signal });
       if (o.json) json(io, r);
       else renderMerge(io, r);
