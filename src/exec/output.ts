@@ -17,7 +17,7 @@ import { locatorSlot, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import { DigestLog } from './digestLog.js';
 import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
-import { verifyAgainstSource } from './verify.js';
+import { ContentVerifier, verifyStructure } from './verify.js';
 
 export interface OutputPlan {
   type: OutputType;
@@ -74,28 +74,33 @@ export async function writeRewrite(
   atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void> },
 ): Promise<WriteResult> {
   const bitmaps = new DigestLog();
-  const fixedUnits: number[] = [];
   let stats: RewriteStats | null = null;
   let size = 0;
   let written: { footer: Footer; bat?: SparseWriter['bat']; header?: DynamicHeader } | null = null;
   let published = true;
-  await writeAtomically(ctx.fs, target, async (file) => {
+  await writeAtomically(ctx.fs, target, async (file, temp) => {
     ctx.progress.start('writing', spec.virtualSize);
+    const verifier = new ContentVerifier(temp, ctx.runner, spec, resolver);
+    const record = { bitmaps, verifier };
     try {
       if (plan.type === 'fixed') {
         const w = new FixedWriter(file, plan.footer);
-        stats = await runRewrite(spec, resolver, ctx.runner, { type: 'fixed', fixed: w, bitmapBytes: 0 }, { progress: ctx.progress, signal: ctx.signal, record: { bitmaps, fixedUnits } });
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: 'fixed', fixed: w, bitmapBytes: 0 }, { progress: ctx.progress, signal: ctx.signal, record });
         const r = await w.finish();
         size = r.size;
         written = { footer: r.footer };
       } else {
         const w = new SparseWriter(file, { footer: plan.footer, header: plan.header!, locators: plan.locators, align: plan.align });
-        stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, sparse: w, bitmapBytes: w.layout.bitmapBytes }, { progress: ctx.progress, signal: ctx.signal, record: { bitmaps, fixedUnits } });
+        stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, sparse: w, bitmapBytes: w.layout.bitmapBytes }, { progress: ctx.progress, signal: ctx.signal, record });
         const r = await w.finish();
         size = r.size;
         written = { footer: r.footer, header: r.header, bat: w.bat };
       }
+      await verifier.finish();
     } catch (e) {
+      await verifier.abandon();
+      // A block that did not verify names the temporary file: name the target instead.
+      if (e instanceof VhdToolError && e.path === temp) throw new VhdToolError(e.code, e.message, target, e.data);
       // The workers open the inputs by path: a read that fails mid-run may mean an input was
       // replaced or rewritten meanwhile. Say that (the input check throws) rather than "truncated".
       if (e instanceof VhdToolError && (e.code === 'TRUNCATED' || e.code === 'ACCESS') && atomic.beforePublish) await atomic.beforePublish();
@@ -109,9 +114,9 @@ export async function writeRewrite(
     verify: async (temp) => {
       ctx.progress.start('verifying', 0);
       try {
-        await verifyAgainstSource(ctx.fs, temp, ctx.runner, spec, resolver, {
+        await verifyStructure(ctx.fs, temp, {
           type: plan.type, footer: written!.footer, bat: written!.bat, blockSize: written!.header?.blockSize,
-          parentUniqueId: written!.header?.parentUniqueId ?? null, fileSize: size, bitmaps, fixedUnits,
+          parentUniqueId: written!.header?.parentUniqueId ?? null, fileSize: size, bitmaps,
         });
       } finally {
         ctx.progress.done();

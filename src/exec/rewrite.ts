@@ -22,6 +22,7 @@ import type { CompareResult } from '../plan/tasks.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import type { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import type { DigestLog } from './digestLog.js';
+import type { ContentVerifier } from './verify.js';
 
 /** Bytes written between background fsyncs (VHDTOOL_WRITEBACK_MB; 0 = only the final fsync). */
 const WRITEBACK_BYTES = Number(process.env.VHDTOOL_WRITEBACK_MB ?? 32) * 1024 * 1024;
@@ -59,8 +60,8 @@ export interface RewriteStats {
 export interface RewriteOptions {
   progress?: ProgressSink;
   signal?: AbortSignal;
-  /** Records what was written, for verification (real runs): bitmap digests, fixed units. */
-  record?: { bitmaps: DigestLog; fixedUnits: number[] } | null;
+  /** Real runs: records the bitmaps written, and has each block checked against its source once written. */
+  record?: { bitmaps: DigestLog; verifier: ContentVerifier } | null;
 }
 
 interface BlockState {
@@ -117,17 +118,25 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
         }
         if (r.kept > 0) {
           st.keptAny = true;
-          const len = u.sectors * SECTOR;
+          // Only the runs holding kept sectors are written: the rest of the unit is zero, and a
+          // new file reads zero where nothing was written (holes, as qemu-img convert leaves).
+          const runs = writeRuns(r.drop, u.task.src, u.sectors);
+          let len = 0;
+          for (let i = 0; i < runs.length; i += 2) len += runs[i + 1] * SECTOR;
           stats.bytesWritten += len;
           if (!dry) {
-            const data = runner.arena.subarray(slot * runner.slotBytes, slot * runner.slotBytes + len);
-            if (target.fixed) {
-              await target.fixed.write(u.firstSector * SECTOR, data);
-              record?.fixedUnits.push(u.firstSector);
-            } else {
-              if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
-              await target.sparse!.writeData(st.offset, u.offsetInBlock * SECTOR, data);
+            const base = slot * runner.slotBytes;
+            if (target.sparse && st.offset === null) st.offset = target.sparse.reserve(u.block);
+            for (let i = 0; i < runs.length; i += 2) {
+              const data = runner.arena.subarray(base + runs[i] * SECTOR, base + (runs[i] + runs[i + 1]) * SECTOR);
+              if (target.fixed) await target.fixed.write((u.firstSector + runs[i]) * SECTOR, data);
+              else await target.sparse!.writeData(st.offset!, (u.offsetInBlock + runs[i]) * SECTOR, data);
             }
+            if (runs.length) {
+              const end = (runs[runs.length - 2] + runs[runs.length - 1]) * SECTOR;
+              await record?.verifier.written(target.fixed ? u.firstSector * SECTOR + end : st.offset! + target.bitmapBytes + u.offsetInBlock * SECTOR + end);
+            }
+            if (target.fixed) await record?.verifier.fixedUnit(u.firstSector);
             await flusher?.wrote(len);
           }
         }
@@ -141,6 +150,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
         if (st.offset === null) st.offset = target.sparse!.reserve(u.block);
         await target.sparse!.writeBitmap(st.offset, st.bits);
         record?.bitmaps.add(st.offset, st.bits.length, createHash('sha1').update(st.bits).digest('hex'));
+        await record?.verifier.block(st.block, st.offset, target.bitmapBytes, st.bits);
       }
     }
     progress.advance(u.sectors * SECTOR);
@@ -166,11 +176,64 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
     await flusher?.drain().catch(() => undefined);
     // Let in-flight tasks finish before the slots are reused or the runner closes.
     await Promise.allSettled(queue.map((q) => q.p));
+    await record?.verifier.abandon();
     throw e;
   }
   stats.blocksVisited = counters.blocksVisited;
   stats.emptyBlocks = counters.emptyBlocks;
   return stats;
+}
+
+/** Zero stretches shorter than this (64 KiB) are written anyway: fewer, larger writes. */
+const HOLE_MIN_SECTORS = 128;
+/** Holes start and end on 4 KiB boundaries of the unit, so the file system can leave them unallocated. */
+const HOLE_ALIGN = 8;
+
+/**
+ * The sector runs of a unit to write, as [first, count] pairs: every kept
+ * sector (in the source runs `src`, not marked in `drop`) is covered, and the
+ * zero stretches between them are left out when they span at least
+ * HOLE_MIN_SECTORS once aligned. Everything outside the runs is zero in the
+ * slot and in the output alike.
+ */
+export function writeRuns(drop: Uint8Array, src: number[], sectors: number): number[] {
+  const out: number[] = [];
+  let runStart = -1;
+  let runEnd = -1;
+  const add = (s: number, e: number) => {
+    if (runStart < 0) {
+      runStart = Math.floor(s / HOLE_ALIGN) * HOLE_ALIGN;
+      runEnd = e;
+      return;
+    }
+    const holeStart = Math.ceil(runEnd / HOLE_ALIGN) * HOLE_ALIGN;
+    const holeEnd = Math.floor(s / HOLE_ALIGN) * HOLE_ALIGN;
+    if (holeEnd - holeStart < HOLE_MIN_SECTORS) {
+      runEnd = e;
+      return;
+    }
+    out.push(runStart, holeStart - runStart);
+    runStart = holeEnd;
+    runEnd = e;
+  };
+  for (let i = 0; i < src.length; i += 4) {
+    const end = src[i] + src[i + 1];
+    let s = src[i];
+    while (s < end) {
+      // Skip dropped sectors, a whole byte of the drop map at a time where possible.
+      if ((s & 7) === 0 && s + 8 <= end && drop[s >>> 3] === 0xff) { s += 8; continue; }
+      if ((drop[s >>> 3] & (0x80 >>> (s & 7))) !== 0) { s++; continue; }
+      let e = s + 1;
+      while (e < end && (drop[e >>> 3] & (0x80 >>> (e & 7))) === 0) {
+        if ((e & 7) === 0 && e + 8 <= end && drop[e >>> 3] === 0) e += 8;
+        else e++;
+      }
+      add(s, e);
+      s = e;
+    }
+  }
+  if (runStart >= 0) out.push(runStart, Math.min(sectors, Math.ceil(runEnd / HOLE_ALIGN) * HOLE_ALIGN) - runStart);
+  return out;
 }
 
 /**
