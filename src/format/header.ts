@@ -112,6 +112,14 @@ export function computeHeaderChecksum(h: DynamicHeader): number {
   return vhdChecksum(encodeHeader(h), HEADER_CHECKSUM_OFFSET);
 }
 
+/**
+ * The checksum of a header as stored: over the raw bytes, which may hold what
+ * decoding does not keep (bytes after the NUL that ends the parent name).
+ */
+export function storedHeaderChecksum(b: Uint8Array): number {
+  return vhdChecksum(b, HEADER_CHECKSUM_OFFSET, 1024);
+}
+
 export function headerChecksumOk(h: DynamicHeader): boolean {
   return computeHeaderChecksum(h) === h.checksum;
 }

@@ -10,7 +10,7 @@
 import { FormatError, VhdToolError, fromSystemError } from '../errors.js';
 import {
   Bat, batBytes, bitmapBytes, decodeBat, decodeFooter, decodeHeader, decodeLocatorData, footerChecksumOk,
-  headerChecksumOk, computeFooterChecksum, latin1, computeHeaderChecksum, encodeFooter, hex, hex32, isPowerOfTwo,
+  storedHeaderChecksum, computeFooterChecksum, latin1, encodeFooter, hex, hex32, isPowerOfTwo,
   locatorSpaceBytes, roundUp, describeRegion, findOverlaps,
   FOOTER_COOKIE, FOOTER_SIZE, HEADER_COOKIE, HEADER_SIZE, HEADER_VERSION, FILE_FORMAT_VERSION, FEATURE_RESERVED,
   MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, POISON_COOKIE, SECTOR, SHORT_FOOTER_SIZE,
@@ -205,11 +205,13 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
   if (dataOffset < FOOTER_SIZE || dataOffset + HEADER_SIZE > Math.min(footerOffset, fileSize)) {
     fatal(`dynamic header at ${hex(dataOffset)} lies outside the file (size ${fileSize})`, 'TRUNCATED');
   }
-  const header = decodeHeader(await readAt(file, dataOffset, HEADER_SIZE));
+  const headerBytes = await readAt(file, dataOffset, HEADER_SIZE);
+  const header = decodeHeader(headerBytes);
   regions.push({ name: 'header', start: dataOffset, end: dataOffset + HEADER_SIZE });
   if (header.cookie !== HEADER_COOKIE) fatal(`dynamic header cookie is ${JSON.stringify(header.cookie)}, expected "cxsparse"`);
-  if (!headerChecksumOk(header)) {
-    problem('header-checksum', `dynamic header checksum mismatch: stored ${hex32(header.checksum)}, computed ${hex32(computeHeaderChecksum(header))}`, 'BAD_CHECKSUM');
+  const headerSum = storedHeaderChecksum(headerBytes);
+  if (headerSum !== header.checksum) {
+    problem('header-checksum', `dynamic header checksum mismatch: stored ${hex32(header.checksum)}, computed ${hex32(headerSum)}`, 'BAD_CHECKSUM');
   }
   if (header.headerVersion !== HEADER_VERSION) problem('header-version', `header version ${hex32(header.headerVersion)}, expected 0x00010000`);
   if (header.dataOffset !== null) issues.warn('header-data-offset', `header data offset is ${hex(header.dataOffset)}, expected all ones`);

@@ -143,6 +143,29 @@ describe('openVhd: modes', () => {
     expect(v.meta.issues.map((i) => [i.severity, i.rule])).toEqual([['warning', 'header-checksum']]);
   });
 
+  it('header checksum is computed over the stored bytes: bytes after the NUL ending the parent name count', async () => {
+    const p = await dynamicDisk();
+    const off = (await openVhd(nodeFileSystem, p, { mode: 'strict' }).then(async (v) => { await v.close(); return v.meta.footer.dataOffset!; }));
+    const raw = readRange(p, off, 1024);
+    // Parent name field: bytes 64..575, UTF-16BE, empty for a dynamic disk. Leave junk after its NUL.
+    raw[64 + 10] = 0x41;
+    raw[64 + 11] = 0x42;
+    const seal = (b: Uint8Array) => {
+      let sum = 0;
+      for (let i = 0; i < 1024; i++) if (i < 36 || i >= 40) sum += b[i];
+      new DataView(b.buffer, b.byteOffset).setUint32(36, ~sum >>> 0);
+    };
+    seal(raw);
+    writeRange(p, off, raw);
+    const v = await openVhd(nodeFileSystem, p, { mode: 'strict' });
+    await v.close();
+    expect(v.meta.issues.filter((i) => i.rule === 'header-checksum')).toEqual([]);
+    // Those bytes are covered by the checksum: changing one without resealing must fail.
+    raw[64 + 11] = 0x43;
+    writeRange(p, off, raw);
+    expect((await openErr(p)).message).toMatch(/dynamic header checksum mismatch/);
+  });
+
   it('footer copy different from the end footer: strict refuses, collect records it', async () => {
     const p = await dynamicDisk();
     patchFooter(p, (f) => ({ ...f, timestamp: f.timestamp + 1 }), { end: false });
