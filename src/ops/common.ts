@@ -66,16 +66,16 @@ export function refuseSavedState(l: Layer): void {
  * inode, size and modification time expected): something wrote to the chain
  * while vhdtool ran, and replacing or deriving from it could lose that write.
  */
-export async function assertUnchanged(fs: FileSystem, layers: Layer[]): Promise<void> {
+export async function assertUnchanged(fs: FileSystem, layers: Layer[], consequence = 'nothing was replaced'): Promise<void> {
   for (const l of layers) {
     let st;
     try {
       st = await fs.stat(l.path);
     } catch {
-      throw new VhdToolError('VERIFY_FAILED', 'input disappeared while vhdtool ran; nothing was replaced', l.path);
+      throw new VhdToolError('VERIFY_FAILED', `input disappeared while vhdtool ran; ${consequence}`, l.path);
     }
     if (st.ino !== l.ino || st.dev !== l.dev || st.size !== l.meta.fileSize || st.mtimeMs !== l.mtimeMs) {
-      throw new VhdToolError('VERIFY_FAILED', 'input changed while vhdtool ran (another process wrote to it); nothing was replaced', l.path);
+      throw new VhdToolError('VERIFY_FAILED', `input changed while vhdtool ran (another process wrote to it); ${consequence}`, l.path);
     }
   }
 }

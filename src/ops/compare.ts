@@ -11,7 +11,7 @@ import { openChain } from '../chain/openChain.js';
 import { ChainResolver, type Piece } from '../chain/resolve.js';
 import type { Chain } from '../chain/chain.js';
 import type { DiffResult } from '../plan/tasks.js';
-import { resolveBase, MAX_UNIT_SECTORS, type OpBase } from './common.js';
+import { assertUnchanged, resolveBase, MAX_UNIT_SECTORS, type OpBase } from './common.js';
 
 export interface CompareOptions extends OpBase {
   parentA?: string;
@@ -153,6 +153,8 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     } finally {
       ctx.progress.done();
     }
+    // The workers read the files by path: a verdict over files replaced or written meanwhile is void.
+    await assertUnchanged(ctx.fs, [...ca.layersLeafFirst, ...cb.layersLeafFirst], 'the comparison is void');
     const identical = ranges.length === 0 && (!opts.strict || sizeA === sizeB);
     return { a, b, identical, sizeA, sizeB, firstDifference: first, ranges, bytesCompared, durationMs: Date.now() - t0 };
   } finally {

@@ -9,6 +9,7 @@ import { nodeFileSystem, type FileSystem } from '../../src/io/fsys.js';
 import { writeSynthChain, type SynthLayer } from '../../src/synth/build.js';
 import { compact } from '../../src/ops/compact.js';
 import { merge } from '../../src/ops/merge.js';
+import { compare } from '../../src/ops/compare.js';
 import { VhdToolError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -64,5 +65,20 @@ describe('inputs that change during a run', () => {
     const err = await merge(child.path, base.path, out, { threads: 0, fs: meddling(base.path) }).catch((e: unknown) => e);
     expect((err as VhdToolError).code).toBe('VERIFY_FAILED');
     expect(readdirSync(dir).sort()).toEqual(['base.vhd', 'child1.vhd']);
+  });
+
+  it('compare gives no verdict when an input changed while it read (exit 8, naming the file)', async () => {
+    const dir = tempDir();
+    const [base, child] = await writeSynthChain(nodeFileSystem, dir, layers());
+    // Unchanged inputs: a verdict.
+    expect((await compare(child.path, child.path, { threads: 0 })).identical).toBe(true);
+    let meddled = false;
+    const progress = { start() {}, done() {}, advance() { if (!meddled) { meddled = true; appendFileSync(base.path, Buffer.alloc(512, 1)); } } };
+    const err = await compare(child.path, child.path, { threads: 0, progress }).catch((e: unknown) => e);
+    expect(meddled).toBe(true);
+    expect(err).toBeInstanceOf(VhdToolError);
+    expect((err as VhdToolError).code).toBe('VERIFY_FAILED');
+    expect((err as VhdToolError).path).toBe(base.path);
+    expect((err as VhdToolError).message).toMatch(/changed while vhdtool ran.*the comparison is void/);
   });
 });
