@@ -30,7 +30,8 @@ Exit status:
   7    writing failed (disk full, permission denied, I/O error); the original is intact
   8    the output did not verify; it was discarded and the original is intact
   70   internal error (a bug: please report it)
-  130  interrupted; the original is intact`;
+  130  interrupted; the original is intact
+  141  standard output was closed early (a reader such as head stopped reading)`;
 
 export function buildProgram(io: CliIO, done: (code: number) => void): Command {
   const program = new Command();
@@ -85,6 +86,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   if (installSignals) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    installPipeHandlers();
   }
   let code = 0;
   const wantsJson = argv.includes('--json');
@@ -101,6 +103,27 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
     }
   }
   return code;
+}
+
+/** Exit status when standard output is closed early, as for a process killed by SIGPIPE (128 + 13). */
+export const EXIT_PIPE = 141;
+
+/**
+ * A reader that stops early (`vhdtool cat disk.vhd | head -c 512`) closes
+ * the pipe: stop quietly, as command-line tools do on SIGPIPE, instead of
+ * dying on an unhandled EPIPE. Temporaries are removed first. A failing
+ * standard error is ignored (there is nowhere left to report to).
+ */
+function installPipeHandlers(): void {
+  if (process.stdout.listenerCount('error') === 0) {
+    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+      for (const t of liveTemps) {
+        try { unlinkSync(t); } catch { /* gone */ }
+      }
+      process.exit(e.code === 'EPIPE' ? EXIT_PIPE : ErrorCodes.WRITE_FAILED);
+    });
+  }
+  if (process.stderr.listenerCount('error') === 0) process.stderr.on('error', () => undefined);
 }
 
 function report(io: CliIO, e: unknown, wantsJson: boolean): number {
