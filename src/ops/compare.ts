@@ -72,8 +72,9 @@ function mergeRanges(r: Array<[number, number]>): Array<[number, number]> {
 
 /**
  * Units per diff task (64 MiB). A diff needs no data slot (it compares through
- * two small windows), so a task can span many units; large tasks keep the
- * main thread's per-task cost (resolving, dispatch) far below the workers'.
+ * two small windows), so a task can span many units, gaps included; large
+ * tasks keep the per-task cost (resolving, dispatch, a thread round trip)
+ * far below the workers' reading and comparing.
  */
 const TASK_UNITS = 16;
 
@@ -129,22 +130,35 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
       }
       ctx.progress.advance(q.bytes);
     };
-    ctx.progress.start('comparing', marked.reduce((n, [s, e]) => n + e - s, 0) * unitBytes);
+    ctx.progress.start('comparing', Math.min(size, marked.reduce((n, [s, e]) => n + e - s, 0) * unitBytes));
     try {
-      for (let k = 0; k < marked.length && !done; k++) {
-        for (let u = marked[k][0]; u < marked[k][1] && !done; u += TASK_UNITS) {
-          const s = u * unitSectors;
-          const n = Math.min(Math.min(TASK_UNITS, marked[k][1] - u) * unitSectors, size / SECTOR - s);
-          const pa = ra.resolveRange(0, s, n);
-          const pb = rb.resolveRange(0, s, n);
-          if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) continue;
-          while (free.length === 0) await consume();
-          const slot = free.pop()!;
-          bytesCompared += n * SECTOR;
-          const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
-          p.catch(() => undefined);
-          queue.push({ start: s * SECTOR, bytes: n * SECTOR, p, slot });
+      // One task per 64 MiB span that holds a marked unit: the span is resolved whole (units where
+      // no layer holds data resolve to zeros on both sides, which the kernel skips without reading).
+      let k = 0;
+      while (k < marked.length && !done) {
+        const span = Math.floor(marked[k][0] / TASK_UNITS);
+        const spanEnd = (span + 1) * TASK_UNITS;
+        let markedBytes = 0;
+        while (k < marked.length && marked[k][0] < spanEnd) {
+          const e = Math.min(marked[k][1], spanEnd);
+          markedBytes += Math.min(e * unitBytes, size) - marked[k][0] * unitBytes;
+          if (marked[k][1] > spanEnd) { marked[k][0] = spanEnd; break; }
+          k++;
         }
+        const s = span * TASK_UNITS * unitSectors;
+        const n = Math.min(TASK_UNITS * unitSectors, size / SECTOR - s);
+        const pa = ra.resolveRange(0, s, n);
+        const pb = rb.resolveRange(0, s, n);
+        if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) {
+          ctx.progress.advance(markedBytes);
+          continue;
+        }
+        while (free.length === 0) await consume();
+        const slot = free.pop()!;
+        bytesCompared += markedBytes;
+        const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
+        p.catch(() => undefined);
+        queue.push({ start: s * SECTOR, bytes: markedBytes, p, slot });
       }
       while (queue.length) await consume();
     } catch (e) {
