@@ -55,6 +55,33 @@ export async function refuseDirtyBitmaps(layers: Layer[], runner: TaskRunner): P
   }
 }
 
+/**
+ * Runs `work` with the bitmap-invariant check (refuseDirtyBitmaps) alongside
+ * it rather than before it: the check reads the clear-bit sectors, the work
+ * the set ones, and neither waits for the other. `work` gets a signal that
+ * aborts as soon as a dirty block is found, and `checked()`, which it must
+ * await before publishing anything. When the check refuses, that refusal is
+ * the error the caller sees, whatever the work then threw.
+ */
+export async function withBitmapCheck<T>(layers: Layer[], runner: TaskRunner, outer: AbortSignal | undefined,
+  work: (signal: AbortSignal, checked: () => Promise<void>) => Promise<T>): Promise<T> {
+  const guard = new AbortController();
+  const onOuter = () => guard.abort();
+  if (outer?.aborted) guard.abort();
+  outer?.addEventListener('abort', onOuter, { once: true });
+  const check = refuseDirtyBitmaps(layers, runner);
+  check.catch(() => guard.abort());
+  try {
+    const r = await work(guard.signal, () => check);
+    await check;
+    return r;
+  } catch (e) {
+    throw (await check.then(() => null, (x: unknown) => x)) ?? e;
+  } finally {
+    outer?.removeEventListener('abort', onOuter);
+  }
+}
+
 export function refuseSavedState(l: Layer): void {
   if (l.meta.footer.savedState !== 0) {
     throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', l.path);

@@ -16,7 +16,7 @@ import { hyperVLocators, locatorSlot, type LocatorData } from '../vhd/build.js';
 import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
-import { assertUnchanged, refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 import type { Chain } from '../chain/chain.js';
 
 export interface CompactOptions extends OpBase {
@@ -84,7 +84,6 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       const holders = await pidsHolding(leaf.dev, leaf.ino);
       if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, disk);
     }
-    await refuseDirtyBitmaps([leaf], ctx.runner);
 
     const blockSize = m.blockSize!;
     const spec: RewriteSpec = { chain, sourceCount: 1, blockSize, virtualSize: m.virtualSize, unitSectors: unitSectorsFor(blockSize) };
@@ -114,7 +113,6 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
     const align = alignedMax <= m.fileSize ? 4096 : 512;
     const plan: OutputPlan = { type: m.type, footer: { ...m.footer }, header: { ...header }, locators, align };
     const resolver = new ChainResolver(chain);
-    const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal };
 
     const before = m.bat!.countAllocated();
     /** Publish only when something is dropped and the file does not grow. */
@@ -123,21 +121,22 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
         (m.type === 'differencing' && stats.sectorsSameAsParent + stats.sectorsZeroOverZero > 0);
       return dropped && size <= m.fileSize;
     };
-    let stats: RewriteStats;
-    let size: number;
-    let changed: boolean;
-    if (opts.dryRun) {
-      ({ stats, size } = await dryRunRewrite(runCtx, spec, resolver, plan));
-      changed = opts.output ? true : decide(stats, size);
-    } else {
-      const mode = (await fs.stat(disk)).mode & 0o7777;
+    const mode = (await fs.stat(disk)).mode & 0o7777;
+    const { stats, size, changed } = await withBitmapCheck([leaf], ctx.runner, ctx.signal, async (signal, checked) => {
+      const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
+      if (opts.dryRun) {
+        const d = await dryRunRewrite(runCtx, spec, resolver, plan);
+        return { ...d, changed: opts.output ? true : decide(d.stats, d.size) };
+      }
       const r = await writeRewrite(runCtx, spec, resolver, plan, target, {
         replace: !opts.output || (opts.force ?? false), mode, decide: opts.output ? undefined : decide,
-        beforePublish: () => assertUnchanged(fs, chain!.layersLeafFirst),
+        beforePublish: async () => {
+          await checked();
+          await assertUnchanged(fs, chain!.layersLeafFirst);
+        },
       });
-      ({ stats, size } = r);
-      changed = r.published;
-    }
+      return { stats: r.stats, size: r.size, changed: r.published };
+    });
     const after = changed || opts.dryRun ? stats.blocksStored : before;
     const deallocated = Math.max(0, before - stats.blocksStored);
     const reclaimable = (opts.output || decide(stats, size)) ? m.fileSize - size : 0;

@@ -24,7 +24,7 @@ import { cleanStaleTemps } from '../io/atomic.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
 import { lockDisk, type DiskLock } from '../io/lock.js';
 import { pidsHolding } from '../io/inUse.js';
-import { assertUnchanged, refuseDirtyBitmaps, refuseSavedState, resolveBase, unitSectorsFor, type OpBase } from './common.js';
+import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 
 export interface MergeOptions extends OpBase {
   /** Resolve the whole chain into one standalone disk. */
@@ -131,7 +131,6 @@ async function rewriteInto(
     await cleanStaleTemps(fs, path.resolve(outPath));
     if (!publish.inPlace) await refuseExisting(fs, outPath, opts.force ?? false);
   }
-  await refuseDirtyBitmaps(layers.slice(0, k), ctx.runner);
 
   const cf = child.meta.footer;
   const footer: Footer = publish.inPlace
@@ -173,14 +172,20 @@ async function rewriteInto(
     virtualSize: child.meta.virtualSize, unitSectors: unitSectorsFor(blockSize),
   };
   const resolver = new ChainResolver(chain);
-  const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal };
-  const r = opts.dryRun
-    ? await dryRunRewrite(runCtx, spec, resolver, plan)
-    : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
-      replace: publish.inPlace ? true : (opts.force ?? false),
-      mode: publish.inPlace ? (await fs.stat(outPath)).mode & 0o7777 : 0o644,
-      beforePublish: () => assertUnchanged(fs, layers.slice(0, publish.inPlace ? layers.length : k + 1)),
-    });
+  const mode = publish.inPlace ? (await fs.stat(outPath)).mode & 0o7777 : 0o644;
+  const r = await withBitmapCheck(layers.slice(0, k), ctx.runner, ctx.signal, async (signal, checked) => {
+    const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
+    return opts.dryRun
+      ? await dryRunRewrite(runCtx, spec, resolver, plan)
+      : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
+        replace: publish.inPlace ? true : (opts.force ?? false),
+        mode,
+        beforePublish: async () => {
+          await checked();
+          await assertUnchanged(fs, layers.slice(0, publish.inPlace ? layers.length : k + 1));
+        },
+      });
+  });
   return {
     child: child.path,
     parent: parentPath,
