@@ -7,6 +7,7 @@
  */
 import fc from 'fast-check';
 import { modelContent, type SynthLayer, type SynthWrite } from '../src/synth/build.js';
+import { patternBytes as bytes } from '../src/synth/random.js';
 
 export interface WriteSpec {
   /** Position as a fraction of the disk, and length in sectors. */
@@ -50,16 +51,6 @@ export const chainSpecArb = (maxDepth = 4): fc.Arbitrary<ChainSpec> =>
       lastSector: fc.boolean(),
     }),
   );
-
-function bytes(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** Turns a spec into layer descriptions (base first), computing "copy" writes from the model. */
 export function materialize(spec: ChainSpec): SynthLayer[] {

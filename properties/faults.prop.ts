@@ -24,19 +24,10 @@ import { compact } from '../src/ops/compact.js';
 import { coalesceInPlace, merge } from '../src/ops/merge.js';
 import { content } from '../test/helpers/hash.js';
 import { tempDir } from '../test/helpers/tmp.js';
+import { patternBytes as pattern } from '../src/synth/random.js';
 
 const RUNS = Number(process.env.VHDTOOL_FAULT_RUNS ?? 240);
 const K = 1024;
-
-function pattern(bytes: number, seed: number): Uint8Array {
-  const b = new Uint8Array(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** 2 MiB disks in 256 KiB blocks: a base with data, a child with new data and copies of the base's. */
 const parentData = pattern(768 * K, 1);

@@ -18,6 +18,7 @@ import { bitmapBytes, dateToVhdTime, setRange, SECTOR, type Uuid } from '../src/
 import { nodeFileSystem, type RandomAccessFile } from '../src/io/fsys.js';
 import { hyperVLocators, newFooter, newHeader } from '../src/vhd/build.js';
 import { SparseWriter } from '../src/vhd/writer.js';
+import { mulberry32 } from '../src/synth/random.js';
 
 /** Bump one when its generator below changes what it writes: the cache key of each data set. */
 export const GEN_VERSION = { chain: 'g1', scale: 'g2', tree: 'g1' } as const;
@@ -25,17 +26,6 @@ export const GEN_VERSION = { chain: 'g1', scale: 'g2', tree: 'g1' } as const;
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const GiB = 1024 * MiB;
-
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function shuffle<T>(a: T[], rnd: () => number): T[] {
   for (let i = a.length - 1; i > 0; i--) {

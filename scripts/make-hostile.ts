@@ -22,6 +22,7 @@ import {
 import type { RandomAccessFile } from '../src/io/fsys.js';
 import { newFooter, newHeader, type LocatorData } from '../src/vhd/build.js';
 import { SparseWriter } from '../src/vhd/writer.js';
+import { patternBytes as pattern } from '../src/synth/random.js';
 
 /** Exit codes of the five commands for one file (see EXIT_HELP in src/cli/main.ts). */
 export interface Expected {
@@ -77,17 +78,6 @@ const U = {
   hugeBlock: '0b57113e-0000-4000-8000-00000000000d',
   saved: '0b57113e-0000-4000-8000-00000000000e',
 } as unknown as Record<string, Uuid>;
-
-/** xorshift32 bytes: the same for the same seed, everywhere. */
-function pattern(bytes: number, seed: number): Uint8Array {
-  const b = new Uint8Array(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** A growable in-memory file for the writers. */
 class MemFile implements RandomAccessFile {

@@ -15,20 +15,11 @@ import { fileURLToPath } from 'node:url';
 import { nodeFileSystem } from '../src/io/fsys.js';
 import { writeSynthChain, type SynthLayer } from '../src/synth/build.js';
 import { encodeUtf16Le, type Uuid } from '../src/format/index.js';
+import { patternBytes as pattern } from '../src/synth/random.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
 const dir = process.argv[2] ? path.resolve(process.argv[2]) : path.join(root, 'fixtures', 'sample');
-
-function pattern(bytes: number, seed: number): Uint8Array {
-  const b = new Uint8Array(bytes);
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const K = 1024;
 const M = 1024 * K;

@@ -14,6 +14,7 @@ import {
 import type { FileSystem } from '../io/fsys.js';
 import { hyperVLocators, newFooter, newHeader, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
+import { mulberry32 } from './random.js';
 
 export interface SynthWrite {
   /** First virtual sector. */
@@ -52,17 +53,6 @@ export interface SynthLayer {
 interface BlockImage {
   bitmap: Uint8Array;
   data: Uint8Array;
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Applies the writes to per-block images (bitmap + data). */
