@@ -13,20 +13,15 @@
  *   without clobbering it; no temporary remains.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyFileSync, existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, existsSync, linkSync, readFileSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
 import { contentHash } from '../helpers/hash.js';
 import { writeBigChain } from './helpers/bigchain.js';
 import { hasBuild, runCli, stackLines } from './helpers/cli.js';
+import { ScratchDirs } from './helpers/scratch.js';
 
-const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-const made: string[] = [];
-function scratchDir(prefix: string): string {
-  const d = mkdtempSync(path.join(SCRATCH, prefix));
-  made.push(d);
-  return d;
-}
+const scratch = new ScratchDirs();
+const scratchDir = (prefix: string) => scratch.make(prefix);
 
 let pristine = '';
 let childContent = '';
@@ -52,7 +47,7 @@ describe.skipIf(!hasBuild())('concurrent runs on the same disks', () => {
     original = readFileSync(path.join(pristine, 'child.vhd'));
   }, 120_000);
   afterAll(() => {
-    for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+    scratch.removeAll();
   });
 
   it('three compacts of one child and a merge reading it, all at once: one compacts, nothing is lost', async () => {

@@ -14,8 +14,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, linkSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { copyFileSync, linkSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { isTempName } from '../../src/io/atomic.js';
 import { nodeFileSystem } from '../../src/io/fsys.js';
@@ -23,6 +23,7 @@ import { openVhd } from '../../src/vhd/image.js';
 import { contentHash } from '../helpers/hash.js';
 import { writeBigChain } from './helpers/bigchain.js';
 import { hasBuild, runCli, startCli, type CliRun } from './helpers/cli.js';
+import { ScratchDirs } from './helpers/scratch.js';
 
 const SIZE = 64 * 1024 * 1024;
 
@@ -37,15 +38,8 @@ interface Trial {
 type Trigger = { at: number } | { event: 'temp-created' | 'temp-half' | 'temp-full' | 'published' };
 
 let pristine = '';
-/** Trial directories live on a tmpfs when there is one: a kill -9 is a process crash, fsync speed is beside the point. */
-const SCRATCH = existsSync('/dev/shm') ? '/dev/shm' : tmpdir();
-const made: string[] = [];
-
-function scratchDir(prefix: string): string {
-  const d = mkdtempSync(path.join(SCRATCH, prefix));
-  made.push(d);
-  return d;
-}
+const scratch = new ScratchDirs();
+const scratchDir = (prefix: string) => scratch.make(prefix);
 let baseBytes = Buffer.alloc(0);
 let childBytes = Buffer.alloc(0);
 let childContent = '';
@@ -127,7 +121,7 @@ let bytesLost = 0;
 
 describe.skipIf(!hasBuild())('kill -9 during compact and merge (64 MiB chain, 2 MiB blocks)', () => {
   afterAll(() => {
-    for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+    scratch.removeAll();
   });
 
   beforeAll(async () => {

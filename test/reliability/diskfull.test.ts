@@ -29,18 +29,9 @@ import { merge } from '../../src/ops/merge.js';
 import { tempDir } from '../helpers/tmp.js';
 import { hasBuild, lines, runCli, stackLines, type CliRun } from './helpers/cli.js';
 import { diffSnapshots, snapshot } from './helpers/snapshot.js';
+import { patternBytes as data } from '../../src/synth/random.js';
 
 const M = 1024 * 1024;
-
-function data(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 /** 8 MiB disks: a base with 3 MiB of data, a child rewriting 1 MiB with the base's bytes and adding 2 MiB. */
 const parent = data(3 * M, 1);

@@ -32,18 +32,9 @@ import { VhdToolError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 import { hasBuild, lines, pool, runCli, stackLines, type CliRun } from './helpers/cli.js';
 import { diffSnapshots, snapshot } from './helpers/snapshot.js';
+import { patternBytes as data } from '../../src/synth/random.js';
 
 const M = 1024 * 1024;
-
-function data(n: number, seed: number): Uint8Array {
-  const b = new Uint8Array(n);
-  let x = seed || 1;
-  for (let i = 0; i < n; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    b[i] = x & 0xff;
-  }
-  return b;
-}
 
 const BASE: SynthLayer = { type: 'dynamic', virtualSize: 4 * M, blockSize: 512 * 1024, writes: [{ sector: 0, data: data(256 * 1024, 1) }] };
 const CHILD: SynthLayer = {
