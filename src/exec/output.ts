@@ -99,11 +99,14 @@ export async function writeRewrite(
       await verifier.finish();
     } catch (e) {
       await verifier.abandon();
+      // The workers open the inputs by path: a read that fails, or a block that does not verify,
+      // mid-run may mean an input was replaced or rewritten meanwhile. Say that (the input check
+      // throws) rather than "truncated" or "did not verify".
+      if (e instanceof VhdToolError && (e.code === 'TRUNCATED' || e.code === 'ACCESS' || e.code === 'VERIFY_FAILED') && atomic.beforePublish) {
+        await atomic.beforePublish();
+      }
       // A block that did not verify names the temporary file: name the target instead.
       if (e instanceof VhdToolError && e.path === temp) throw new VhdToolError(e.code, e.message, target, e.data);
-      // The workers open the inputs by path: a read that fails mid-run may mean an input was
-      // replaced or rewritten meanwhile. Say that (the input check throws) rather than "truncated".
-      if (e instanceof VhdToolError && (e.code === 'TRUNCATED' || e.code === 'ACCESS') && atomic.beforePublish) await atomic.beforePublish();
       throw e;
     } finally {
       ctx.progress.done();

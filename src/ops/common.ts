@@ -61,9 +61,10 @@ export async function refuseDirtyBitmaps(layers: Layer[], runner: TaskRunner): P
  * the set ones, and neither waits for the other. `work` gets a signal that
  * aborts as soon as a dirty block is found, and `checked()`, which it must
  * await before publishing anything. When the check refuses, that refusal is
- * the error the caller sees, whatever the work then threw.
+ * the error the caller sees, whatever the work then threw (unless a layer
+ * changed meanwhile: then that is).
  */
-export async function withBitmapCheck<T>(layers: Layer[], runner: TaskRunner, outer: AbortSignal | undefined,
+export async function withBitmapCheck<T>(fs: FileSystem, layers: Layer[], runner: TaskRunner, outer: AbortSignal | undefined,
   work: (signal: AbortSignal, checked: () => Promise<void>) => Promise<T>): Promise<T> {
   const guard = new AbortController();
   const onOuter = () => guard.abort();
@@ -76,7 +77,11 @@ export async function withBitmapCheck<T>(layers: Layer[], runner: TaskRunner, ou
     await check;
     return r;
   } catch (e) {
-    throw (await check.then(() => null, (x: unknown) => x)) ?? e;
+    const refusal = await check.then(() => null, (x: unknown) => x);
+    // The check reads the layers by path: data under a clear bit may only mean that another
+    // process replaced a layer meanwhile. Say that (assertUnchanged throws) when it is so.
+    if (refusal) await assertUnchanged(fs, layers);
+    throw refusal ?? e;
   } finally {
     outer?.removeEventListener('abort', onOuter);
   }

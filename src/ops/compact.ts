@@ -122,7 +122,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       return dropped && size <= m.fileSize;
     };
     const mode = (await fs.stat(disk)).mode & 0o7777;
-    const { stats, size, changed } = await withBitmapCheck([leaf], ctx.runner, ctx.signal, async (signal, checked) => {
+    const { stats, size, changed } = await withBitmapCheck(fs, [leaf], ctx.runner, ctx.signal, async (signal, checked) => {
       const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
       if (opts.dryRun) {
         const d = await dryRunRewrite(runCtx, spec, resolver, plan);

@@ -173,7 +173,7 @@ async function rewriteInto(
   };
   const resolver = new ChainResolver(chain);
   const mode = publish.inPlace ? (await fs.stat(outPath)).mode & 0o7777 : 0o644;
-  const r = await withBitmapCheck(layers.slice(0, k), ctx.runner, ctx.signal, async (signal, checked) => {
+  const r = await withBitmapCheck(fs, layers.slice(0, k), ctx.runner, ctx.signal, async (signal, checked) => {
     const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
     return opts.dryRun
       ? await dryRunRewrite(runCtx, spec, resolver, plan)

@@ -2,7 +2,7 @@
  * A disk written by another process while vhdtool compacts it (a VM started
  * behind our back) must not be replaced: the writer's data would be lost.
  */
-import { appendFileSync, readFileSync, readdirSync } from 'node:fs';
+import { appendFileSync, readFileSync, readdirSync, renameSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeFileSystem, type FileSystem } from '../../src/io/fsys.js';
@@ -64,6 +64,26 @@ describe('inputs that change during a run', () => {
     const out = path.join(dir, 'out.vhd');
     const err = await merge(child.path, base.path, out, { threads: 0, fs: meddling(base.path) }).catch((e: unknown) => e);
     expect((err as VhdToolError).code).toBe('VERIFY_FAILED');
+    expect(readdirSync(dir).sort()).toEqual(['base.vhd', 'child1.vhd']);
+  });
+
+  it('merge whose child is replaced mid-run by a compacted copy says the input changed, not that its output did not verify', async () => {
+    const dir = tempDir();
+    const [base, child] = await writeSynthChain(nodeFileSystem, dir, layers());
+    // Same content, other layout: the blocks the merge read sit elsewhere in the new file.
+    const other = path.join(dir, 'other.vhd');
+    await compact(child.path, { threads: 0, output: other });
+    let swapped = false;
+    const progress = {
+      start() {}, done() {},
+      advance() { if (!swapped) { swapped = true; renameSync(other, child.path); } },
+    };
+    const out = path.join(dir, 'out.vhd');
+    const err = await merge(child.path, base.path, out, { threads: 0, progress }).catch((e: unknown) => e);
+    expect(swapped).toBe(true);
+    expect(err).toBeInstanceOf(VhdToolError);
+    expect((err as VhdToolError).code).toBe('VERIFY_FAILED');
+    expect((err as VhdToolError).message).toMatch(/input changed while vhdtool ran/);
     expect(readdirSync(dir).sort()).toEqual(['base.vhd', 'child1.vhd']);
   });
 
