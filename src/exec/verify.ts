@@ -129,9 +129,8 @@ export class ContentVerifier {
 
   private async queue(outOffset: number, sectors: number, expectRuns: number[]): Promise<void> {
     while (this.inflight.length >= this.limit) await this.settle();
-    // A diff reads through two small windows of its own: it needs no data slot.
     const p = this.runner.run<DiffResult>({
-      kind: 'diff', slot: -1, sectors, files: this.files, a: [0, sectors, this.outIndex, outOffset], b: expectRuns,
+      kind: 'diff', sectors, files: this.files, a: [0, sectors, this.outIndex, outOffset], b: expectRuns,
     });
     p.catch(() => undefined);
     this.inflight.push({ p, at: outOffset });

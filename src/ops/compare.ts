@@ -111,8 +111,7 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     const ranges: Array<[number, number]> = [];
     let first: number | null = null;
     let bytesCompared = 0;
-    const free = Array.from({ length: ctx.runner.slots }, (_, i) => i);
-    const queue: Array<{ start: number; bytes: number; p: Promise<DiffResult>; slot: number }> = [];
+    const queue: Array<{ start: number; bytes: number; p: Promise<DiffResult> }> = [];
     let done = false;
     const addRange = (s: number, e: number) => {
       const last = ranges[ranges.length - 1];
@@ -123,7 +122,6 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     const consume = async () => {
       const q = queue.shift()!;
       const r = await q.p;
-      free.push(q.slot);
       if (r.first >= 0) {
         if (first === null) first = q.start + r.first;
         for (const [s, e] of r.ranges) addRange(q.start + s, q.start + e);
@@ -153,12 +151,11 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
           ctx.progress.advance(markedBytes);
           continue;
         }
-        while (free.length === 0) await consume();
-        const slot = free.pop()!;
+        while (queue.length >= ctx.runner.slots) await consume();
         bytesCompared += markedBytes;
-        const p = ctx.runner.run<DiffResult>({ kind: 'diff', slot, sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
+        const p = ctx.runner.run<DiffResult>({ kind: 'diff', sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
         p.catch(() => undefined);
-        queue.push({ start: s * SECTOR, bytes: markedBytes, p, slot });
+        queue.push({ start: s * SECTOR, bytes: markedBytes, p });
       }
       while (queue.length) await consume();
     } catch (e) {

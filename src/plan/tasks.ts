@@ -60,10 +60,12 @@ export interface DigestTask {
   length: number;
 }
 
-/** Find the first differing byte between two runs lists over the same sectors. */
+/**
+ * Find the first differing byte between two runs lists over the same
+ * sectors. Needs no data slot: the kernel compares through two small windows.
+ */
 export interface DiffTask {
   kind: 'diff';
-  slot: number;
   sectors: number;
   files: string[];
   a: number[];

@@ -218,7 +218,7 @@ describe('lanes', () => {
     expect(lane.slots).toBe(3);
     lane.arena[0] = 7;
     expect(arena[12]).toBe(7);
-    await lane.run({ kind: 'diff', slot: 2, sectors: 1, files: [], a: [], b: [] });
+    await lane.run({ kind: 'compare', slot: 2, sectors: 1, files: [], src: [], ref: null, write: false });
     await lane.run({ kind: 'digest', file: 'f', offset: 0, length: 1 });
     expect(seen.map((t) => ('slot' in t ? t.slot : null))).toEqual([5, null]);
 
