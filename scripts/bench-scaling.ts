@@ -1,15 +1,16 @@
 /**
  * The compare-bound part of `compare`, in one process, for `npm run bench`:
- * how much faster N worker threads are than 1 once the threads are running.
+ * how much faster N threads are than 1 once the worker threads are running.
  * The command-line figures include Node's start-up, loading the modules and
- * starting the threads (about 0.3 s here), which no thread count changes.
+ * starting the worker threads, which no thread count changes. As in the
+ * command, N threads are compare's main thread and N - 1 workers.
  *
  *   node dist/scripts/bench-scaling.js A B THREADS REPS
  *
  * Prints one JSON object: seconds per repetition with 1 thread and with
  * THREADS, the repetitions interleaved, after one warm-up run of each.
  */
-import { compare } from '../src/ops/compare.js';
+import { compare, MAX_QUEUED_PER_WORKER } from '../src/ops/compare.js';
 import { createRunner } from '../src/parallel/pool.js';
 import { SECTOR } from '../src/format/index.js';
 import { MAX_UNIT_SECTORS } from '../src/ops/common.js';
@@ -19,8 +20,9 @@ async function main(): Promise<void> {
   const threads = Number(threadsArg);
   const reps = Number(repsArg);
   if (!a || !b || !(threads >= 1) || !(reps >= 1)) throw new Error('usage: bench-scaling A B THREADS REPS');
-  const one = createRunner({ threads: 1, slotBytes: MAX_UNIT_SECTORS * SECTOR });
-  const many = createRunner({ threads, slotBytes: MAX_UNIT_SECTORS * SECTOR });
+  // compare's main thread takes a share of the work: N threads are the main thread and N - 1 workers.
+  const one = createRunner({ threads: 0, slotBytes: MAX_UNIT_SECTORS * SECTOR });
+  const many = createRunner({ threads: threads - 1, slotBytes: MAX_UNIT_SECTORS * SECTOR, queuedPerThread: MAX_QUEUED_PER_WORKER });
   const out = { threads, t1: [] as number[], tn: [] as number[], identical: true };
   try {
     const run = async (runner: typeof one): Promise<number> => {

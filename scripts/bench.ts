@@ -50,6 +50,8 @@ const USAGE = `usage: node dist/scripts/bench.js [options]
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
   --no-verify        skip checking the outputs of compact and merge against flat.vhd
+  --keep-env         run vhdtool with NODE_EXTRA_CA_CERTS as inherited (by default it is removed:
+                     Node parses that file at every start; vhdtool makes no network connection)
   --small            a 1/8 chain (harness smoke test; figures not comparable)
   --rusage MODE      gnu-time or node-hook (default: gnu-time when /usr/bin/time is GNU time)`;
 
@@ -59,12 +61,13 @@ interface Options {
   settle: number;
   quietWait: number;
   verify: boolean;
+  keepEnv: boolean;
   small: boolean;
   rusage: RusageMode | null;
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 5, only: null, settle: 3, quietWait: 5, verify: true, small: false, rusage: null };
+  const o: Options = { runs: 5, only: null, settle: 3, quietWait: 5, verify: true, keepEnv: false, small: false, rusage: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (): number => {
@@ -79,6 +82,7 @@ function parseArgs(argv: string[]): Options {
       case '--settle': o.settle = num(); break;
       case '--quiet-wait': o.quietWait = num(); break;
       case '--no-verify': o.verify = false; break;
+      case '--keep-env': o.keepEnv = true; break;
       case '--small': o.small = true; break;
       case '--rusage': {
         const v = argv[++i];
@@ -121,6 +125,8 @@ interface Op {
   targetSeconds?: number;
   /** Checks the first run's result; returns a note (problems start with "FAIL"). */
   verify?: (s: Sample) => string;
+  /** Environment changes for this command (undefined removes a variable). */
+  env?: NodeJS.ProcessEnv;
 }
 
 interface Composite {
@@ -138,6 +144,17 @@ interface RatioSpec {
 
 const sh = (script: string, ...args: string[]) => ['/bin/sh', '-c', script, 'sh', ...args];
 const node = (...args: string[]) => [process.execPath, vhdtool, ...args];
+
+/**
+ * The environment vhdtool's commands run in. NODE_EXTRA_CA_CERTS is removed
+ * unless --keep-env: Node 20 parses that CA bundle at every process start
+ * (80-90 ms here, where the sandbox sets it), and vhdtool makes no network
+ * connection. The table then shows one compare with the variable as
+ * inherited, so the cost stays visible.
+ */
+function nodeEnv(o: Options): NodeJS.ProcessEnv | undefined {
+  return o.keepEnv ? undefined : { NODE_EXTRA_CA_CERTS: undefined };
+}
 
 /** Both chains' data: what compare reads at most. */
 function compareBytesOf(m: ChainMeta): number {
@@ -221,6 +238,15 @@ function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[];
       bytes: compareBytes, bytesNote: 'both chains\' data',
     });
   }
+  if (process.env.NODE_EXTRA_CA_CERTS && !o.keepEnv) {
+    add({
+      id: 'compare-tn-env', group: 'compare', vhdtool: true, env: {},
+      label: `vhdtool compare child flat (default: ${threadsDefault} threads), NODE_EXTRA_CA_CERTS as inherited`,
+      argv: node('compare', m.child, m.flat, '--no-progress', '--json'),
+      bytes: compareBytes, bytesNote: 'both chains\' data',
+    });
+  }
+  add({ id: 'node-start', group: 'compare', label: '`node -e 0` (Node\'s start-up alone, same environment as vhdtool)', argv: [process.execPath, '-e', '0'], env: nodeEnv(o), bytes: null, bytesNote: '' });
   add({ id: 'info', group: 'info', vhdtool: true, label: 'vhdtool info child', argv: node('info', m.child), bytes: null, bytesNote: '' });
 
   const composites: Composite[] = [{ id: 'compact-base', label: 'compact baseline: `cat parent` + `dd` child (sum per run)', parts: ['cat-parent', 'dd-child'] }];
@@ -231,6 +257,7 @@ function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[];
     { op: 'merge-tn', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
     { op: 'compare-t1', baseline: 'cat-all', target: 1.0 },
     { op: 'compare-tn', baseline: 'cat-all', target: 1.0 },
+    { op: 'compare-tn-env', baseline: 'cat-all', target: 1.0 },
   ];
   const speedups = [
     { t1: 'compare-t1', tn: 'compare-tn', label: 'compare (whole command: Node start-up, modules and thread start included)' },
@@ -272,7 +299,7 @@ async function runOne(op: Op, o: Options, mode: RusageMode): Promise<Sample> {
     if (o.settle > 0) await sleep(o.settle * 1000);
   } else spawnSync('sync');
   if (o.quietWait > 0) await waitQuiet(0.3, o.quietWait);
-  const s = await runTimed(op.argv, { cwd: root, mode });
+  const s = await runTimed(op.argv, { cwd: root, mode, env: op.env ?? (op.vhdtool ? nodeEnv(o) : undefined) });
   const ok = s.code === op.expectCode;
   log(`  ${op.id.padEnd(14)} ${s.wall.toFixed(3)} s  rss ${s.maxRssKiB === null ? '?' : (s.maxRssKiB / 1024).toFixed(0)} MiB  other ${s.otherCores === null ? '?' : s.otherCores.toFixed(2)} cores${ok ? '' : `  EXIT ${s.code ?? s.signal} (expected ${op.expectCode}): ${s.stderr.trim().split('\n').slice(-2).join(' | ')}`}`);
   return s;
@@ -453,7 +480,7 @@ async function main(): Promise<void> {
       row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
       row.verdict = row.ratio <= (rs.goal ?? rs.target) ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
     }
-    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'cat-all', 'compare-t1', 'compare-tn', 'info'];
+    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'node-start', 'info'];
     for (const id of order) { const r = byId.get(id); if (r) secRows.push(r); }
     const extra: string[] = [];
     for (const sp of plan.speedups) {

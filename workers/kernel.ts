@@ -182,7 +182,7 @@ export class Kernel {
     // window by window through two small buffers that stay in the CPU cache. A stretch that is
     // zeros on both sides is not touched; one that is zeros on one side only is read once and
     // tested for zeros, never filled and compared.
-    const out: DiffResult = { first: -1, ranges: [] };
+    const out: DiffResult = { first: -1, ranges: [], full: false };
     const { a: ra, b: rb } = t;
     let i = 0;
     let j = 0;
@@ -195,7 +195,10 @@ export class Kernel {
         const fa = ra[i + 2];
         const fb = rb[j + 2];
         if ((fa >= 0 || fb >= 0) && !this.diffStretch(t.files, fa, ra[i + 3] + (s - ra[i]) * SECTOR, fb,
-          rb[j + 3] + (s - rb[j]) * SECTOR, s * SECTOR, (e - s) * SECTOR, out)) return out;
+          rb[j + 3] + (s - rb[j]) * SECTOR, s * SECTOR, (e - s) * SECTOR, t.maxRanges, out)) {
+          out.full = true;
+          return out;
+        }
         s = e;
       }
       if (endA <= s) i += 4;
@@ -210,7 +213,7 @@ export class Kernel {
    * false once enough ranges are collected.
    */
   private diffStretch(files: string[], fa: number, posA: number, fb: number, posB: number, at: number, len: number,
-    out: DiffResult): boolean {
+    maxRanges: number, out: DiffResult): boolean {
     const a = this.windowA;
     const b = this.windowB;
     for (let w = 0; w < len; w += WINDOW) {
@@ -233,7 +236,7 @@ export class Kernel {
         }
         const last = out.ranges[out.ranges.length - 1];
         if (last && last[1] === u) last[1] = u + SECTOR;
-        else if (out.ranges.length < 8) out.ranges.push([u, u + SECTOR]);
+        else if (out.ranges.length < maxRanges) out.ranges.push([u, u + SECTOR]);
         else return false;
       }
     }

@@ -130,7 +130,7 @@ export class ContentVerifier {
   private async queue(outOffset: number, sectors: number, expectRuns: number[]): Promise<void> {
     while (this.inflight.length >= this.limit) await this.settle();
     const p = this.runner.run<DiffResult>({
-      kind: 'diff', sectors, files: this.files, a: [0, sectors, this.outIndex, outOffset], b: expectRuns,
+      kind: 'diff', sectors, files: this.files, a: [0, sectors, this.outIndex, outOffset], b: expectRuns, maxRanges: 0,
     });
     p.catch(() => undefined);
     this.inflight.push({ p, at: outOffset });

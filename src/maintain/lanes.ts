@@ -21,14 +21,17 @@ export interface Lanes {
 
 /** A view of `r` over slots [first, first + slots). */
 export function laneView(r: TaskRunner, first: number, slots: number): TaskRunner {
+  const mapped = (task: WorkerTask): WorkerTask => ('slot' in task ? { ...task, slot: task.slot + first } : task);
   return {
     threads: r.threads,
     arena: r.arena.subarray(first * r.slotBytes, (first + slots) * r.slotBytes),
     slotBytes: r.slotBytes,
     slots,
     run<T>(task: WorkerTask): Promise<T> {
-      const mapped = 'slot' in task ? { ...task, slot: task.slot + first } : task;
-      return r.run<T>(mapped);
+      return r.run<T>(mapped(task));
+    },
+    runHere<T>(task: WorkerTask): T {
+      return r.runHere<T>(mapped(task));
     },
     warm() {
       r.warm();

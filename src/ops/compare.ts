@@ -10,9 +10,16 @@ import { SECTOR } from '../format/index.js';
 import { openChain } from '../chain/openChain.js';
 import { ChainResolver, type Piece } from '../chain/resolve.js';
 import type { Chain } from '../chain/chain.js';
-import type { DiffResult } from '../plan/tasks.js';
+import type { DiffResult, DiffTask } from '../plan/tasks.js';
+import { VhdToolError } from '../errors.js';
 import { assertUnchanged, resolveBase, MAX_UNIT_SECTORS, type OpBase } from './common.js';
 
+/**
+ * `threads` counts the threads that compare, the main thread included: the
+ * main thread would otherwise only wait, so it takes a share of the tasks and
+ * compare starts `threads - 1` worker threads (none for 0 or 1). With
+ * `runner`, the main thread joins that runner's workers.
+ */
 export interface CompareOptions extends OpBase {
   parentA?: string;
   parentB?: string;
@@ -84,9 +91,62 @@ function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
   return r;
 }
 
+/**
+ * While the main thread compares a task of its own it cannot hand out more,
+ * so each worker holds a queue: about this many bytes of marked units, and
+ * at most MAX_QUEUED_PER_WORKER tasks.
+ */
+const QUEUED_BYTES_PER_WORKER = 128 * 1024 * 1024;
+export const MAX_QUEUED_PER_WORKER = 16;
+/** Tasks finished out of order are held until the ones before them finish: at most this many. */
+const MAX_AHEAD = 64;
+
+interface SpanTask {
+  /** Byte offset of the span on the disk. */
+  start: number;
+  /** Bytes of marked units in the span (the progress measure). */
+  bytes: number;
+  /** Null when the span resolves to zeros on both sides. */
+  task: DiffTask | null;
+}
+
+/**
+ * One task per 64 MiB span that holds a marked unit, in disk order. The span
+ * is resolved whole: units where no layer holds data resolve to zeros on
+ * both sides, which the kernel skips without reading.
+ */
+function* spanTasks(marked: Array<[number, number]>, size: number, ra: ChainResolver, rb: ChainResolver,
+  files: string[], nA: number, maxRanges: number): Generator<SpanTask> {
+  const unitSectors = MAX_UNIT_SECTORS;
+  const unitBytes = unitSectors * SECTOR;
+  let k = 0;
+  while (k < marked.length) {
+    const span = Math.floor(marked[k][0] / TASK_UNITS);
+    const spanEnd = (span + 1) * TASK_UNITS;
+    let bytes = 0;
+    while (k < marked.length && marked[k][0] < spanEnd) {
+      const e = Math.min(marked[k][1], spanEnd);
+      bytes += Math.min(e * unitBytes, size) - marked[k][0] * unitBytes;
+      if (marked[k][1] > spanEnd) { marked[k][0] = spanEnd; break; }
+      k++;
+    }
+    const s = span * TASK_UNITS * unitSectors;
+    const n = Math.min(TASK_UNITS * unitSectors, size / SECTOR - s);
+    const pa = ra.resolveRange(0, s, n);
+    const pb = rb.resolveRange(0, s, n);
+    const zeros = pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0);
+    yield { start: s * SECTOR, bytes, task: zeros ? null : { kind: 'diff', sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA), maxRanges } };
+  }
+}
+
+function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
 export async function compare(a: string, b: string, opts: CompareOptions = {}): Promise<CompareResult> {
   const t0 = Date.now();
-  const ctx = resolveBase(opts, MAX_UNIT_SECTORS * SECTOR);
+  // The main thread, which would otherwise only wait, compares a share itself: `threads` counts it.
+  const ctx = resolveBase(opts, MAX_UNIT_SECTORS * SECTOR, { mainThreadShare: true, queuedPerThread: MAX_QUEUED_PER_WORKER });
   ctx.runner.warm();
   let ca: Chain | null = null;
   let cb: Chain | null = null;
@@ -111,7 +171,6 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     const ranges: Array<[number, number]> = [];
     let first: number | null = null;
     let bytesCompared = 0;
-    const queue: Array<{ start: number; bytes: number; p: Promise<DiffResult> }> = [];
     let done = false;
     const addRange = (s: number, e: number) => {
       const last = ranges[ranges.length - 1];
@@ -119,51 +178,66 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
       else if (ranges.length < maxRanges) ranges.push([s, e]);
       else done = true;
     };
-    const consume = async () => {
-      const q = queue.shift()!;
-      const r = await q.p;
-      if (r.first >= 0) {
-        if (first === null) first = q.start + r.first;
-        for (const [s, e] of r.ranges) addRange(q.start + s, q.start + e);
-      }
-      ctx.progress.advance(q.bytes);
-    };
-    ctx.progress.start('comparing', Math.min(size, marked.reduce((n, [s, e]) => n + e - s, 0) * unitBytes));
-    try {
-      // One task per 64 MiB span that holds a marked unit: the span is resolved whole (units where
-      // no layer holds data resolve to zeros on both sides, which the kernel skips without reading).
-      let k = 0;
-      while (k < marked.length && !done) {
-        const span = Math.floor(marked[k][0] / TASK_UNITS);
-        const spanEnd = (span + 1) * TASK_UNITS;
-        let markedBytes = 0;
-        while (k < marked.length && marked[k][0] < spanEnd) {
-          const e = Math.min(marked[k][1], spanEnd);
-          markedBytes += Math.min(e * unitBytes, size) - marked[k][0] * unitBytes;
-          if (marked[k][1] > spanEnd) { marked[k][0] = spanEnd; break; }
-          k++;
+    // Results come back out of order (the main thread and the workers each take tasks); they are
+    // folded into the verdict in disk order, so `first` and `ranges` do not depend on who ran what.
+    const results = new Map<number, { start: number; bytes: number; r: DiffResult }>();
+    let folded = 0;
+    const fold = () => {
+      for (let x = results.get(folded); x; x = results.get(folded)) {
+        results.delete(folded++);
+        // Once the list is full, later tasks (already running) add nothing to it.
+        if (x.r.first >= 0 && !done) {
+          if (first === null) first = x.start + x.r.first;
+          for (const [s, e] of x.r.ranges) addRange(x.start + s, x.start + e);
+          // The task stopped early: ranges after it cannot be listed in order.
+          if (x.r.full) done = true;
         }
-        const s = span * TASK_UNITS * unitSectors;
-        const n = Math.min(TASK_UNITS * unitSectors, size / SECTOR - s);
-        const pa = ra.resolveRange(0, s, n);
-        const pb = rb.resolveRange(0, s, n);
-        if (pa.every((p) => p.layer < 0) && pb.every((p) => p.layer < 0)) {
-          ctx.progress.advance(markedBytes);
+        ctx.progress.advance(x.bytes);
+      }
+    };
+    const total = marked.reduce((n, [s, e]) => n + Math.min(e * unitBytes, size) - s * unitBytes, 0);
+    ctx.progress.start('comparing', total);
+    const workers = ctx.runner.threads;
+    const pending = new Set<Promise<void>>();
+    let pendingBytes = 0;
+    let failure: { e: unknown } | null = null;
+    let issued = 0;
+    let unissuedBytes = total;
+    try {
+      for (const t of spanTasks(marked, size, ra, rb, files, nA, maxRanges + 1)) {
+        unissuedBytes -= t.bytes;
+        if (!t.task) {
+          ctx.progress.advance(t.bytes);
           continue;
         }
-        while (queue.length >= ctx.runner.slots) await consume();
-        bytesCompared += markedBytes;
-        const p = ctx.runner.run<DiffResult>({ kind: 'diff', sectors: n, files, a: runs(pa, s, 0), b: runs(pb, s, nA) });
-        p.catch(() => undefined);
-        queue.push({ start: s * SECTOR, bytes: markedBytes, p });
+        // Let finished worker tasks in (and a signal, and the progress display).
+        await yieldToEventLoop();
+        if (failure || done) break;
+        if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+        const i = issued++;
+        bytesCompared += t.bytes;
+        // The workers hold their share of what is left; the main thread, which would otherwise
+        // only wait, compares the rest. Near the end the share shrinks, so no one idles long.
+        const share = Math.min(workers * QUEUED_BYTES_PER_WORKER, ((unissuedBytes + t.bytes) * workers) / (workers + 1));
+        if (workers > 0 && pendingBytes < share && pending.size < workers * MAX_QUEUED_PER_WORKER) {
+          pendingBytes += t.bytes;
+          const p: Promise<void> = ctx.runner.run<DiffResult>(t.task).then(
+            (r) => { results.set(i, { start: t.start, bytes: t.bytes, r }); fold(); },
+            (e: unknown) => { failure ??= { e }; },
+          ).finally(() => { pending.delete(p); pendingBytes -= t.bytes; });
+          pending.add(p);
+        } else {
+          results.set(i, { start: t.start, bytes: t.bytes, r: ctx.runner.runHere<DiffResult>(t.task) });
+          fold();
+        }
+        // Bounded memory: never run far ahead of the oldest unfinished task.
+        while (issued - folded > MAX_AHEAD && pending.size) await Promise.race(pending);
       }
-      while (queue.length) await consume();
-    } catch (e) {
-      await Promise.allSettled(queue.map((q) => q.p));
-      throw e;
     } finally {
+      await Promise.all(pending);
       ctx.progress.done();
     }
+    if (failure) throw (failure as { e: unknown }).e;
     // The workers read the files by path: a verdict over files replaced or written meanwhile is void.
     await assertUnchanged(ctx.fs, [...ca.layersLeafFirst, ...cb.layersLeafFirst], 'the comparison is void');
     const identical = ranges.length === 0 && (!opts.strict || sizeA === sizeB);

@@ -22,6 +22,11 @@ export interface TaskRunner {
   readonly slotBytes: number;
   readonly slots: number;
   run<T>(task: WorkerTask): Promise<T>;
+  /**
+   * Runs a task now on the calling thread, blocking it (a kernel of its own,
+   * on the same arena). For a main thread that would otherwise only wait.
+   */
+  runHere<T>(task: WorkerTask): T;
   /** Starts the worker threads now, so their start-up overlaps the caller's own (opening files). */
   warm(): void;
   close(): Promise<void>;
@@ -34,6 +39,11 @@ export interface RunnerOptions {
   slotBytes: number;
   /** Number of data slots (tasks in flight). Default 2 x threads + 2. */
   slots?: number;
+  /**
+   * Tasks handed to each thread ahead of time (default 1). More keep a thread
+   * busy while the main thread is itself busy and cannot hand out the next.
+   */
+  queuedPerThread?: number;
 }
 
 export function defaultThreads(): number {
@@ -79,20 +89,23 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
   const slots = opts.slots ?? Math.max(3, threads * 2 + 2);
   const arenaBuf = sharedArena(slots * opts.slotBytes);
   const arena = Buffer.from(arenaBuf);
+  let here: Kernel | null = null;
+  const runHere = <T>(task: WorkerTask): T => {
+    try {
+      return (here ??= new Kernel(arenaBuf, opts.slotBytes)).run(task) as T;
+    } catch (e) {
+      throw kernelError(e);
+    }
+  };
   if (threads === 0) {
-    const kernel = new Kernel(arenaBuf, opts.slotBytes);
     return {
-      threads, arena, slotBytes: opts.slotBytes, slots,
+      threads, arena, slotBytes: opts.slotBytes, slots, runHere,
       async run<T>(task: WorkerTask): Promise<T> {
-        try {
-          return kernel.run(task) as T;
-        } catch (e) {
-          throw kernelError(e);
-        }
+        return runHere<T>(task);
       },
       warm() {},
       async close() {
-        kernel.closeAll();
+        here?.closeAll();
       },
     };
   }
@@ -109,10 +122,11 @@ export function createRunner(opts: RunnerOptions): TaskRunner {
     minThreads: threads,
     maxThreads: threads,
     idleTimeout: 60_000,
+    concurrentTasksPerWorker: opts.queuedPerThread ?? 1,
     workerData: { arena: arenaBuf, slotBytes: opts.slotBytes },
   }))));
   return {
-    threads, arena, slotBytes: opts.slotBytes, slots,
+    threads, arena, slotBytes: opts.slotBytes, slots, runHere,
     async run<T>(task: WorkerTask): Promise<T> {
       try {
         return (await (await started()).run(task)) as T;

@@ -70,13 +70,17 @@ export interface DiffTask {
   files: string[];
   a: number[];
   b: number[];
+  /** Stop after this many differing ranges. */
+  maxRanges: number;
 }
 
 export interface DiffResult {
   /** Byte offset within the unit of the first difference, or -1. */
   first: number;
-  /** Byte ranges [start, end) within the unit that differ (at most 8, sector granular). */
+  /** Byte ranges [start, end) within the unit that differ, in order (at most maxRanges, sector granular). */
   ranges: Array<[number, number]>;
+  /** The task stopped at maxRanges: what follows it is unknown. */
+  full: boolean;
 }
 
 /** Does nothing: starts a worker thread ahead of real work. */

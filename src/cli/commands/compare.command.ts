@@ -10,7 +10,7 @@ export function registerCompare(program: Command, io: CliIO, done: (code: number
     .option('--parent-a <path>', "A's parent, overriding its locators")
     .option('--parent-b <path>', "B's parent, overriding its locators")
     .option('--strict', 'sizes must be equal too (by default extra space that reads zero is fine)')
-    .option('--threads <n>', 'worker threads (0 = none)', parseThreads)
+    .option('--threads <n>', 'threads that compare, the main thread one of them (default: cores; 0 or 1 = the main thread alone)', parseThreads)
     .option('--no-progress', 'no progress spinner')
     .option('--json', 'print one JSON object')
     .addHelpText('after', '\nExit status (as qemu-img compare): 0 identical, 1 different, 2 or more an error.\n\nExamples:\n  vhdtool compare user1.vhd user1-merged.vhd\n  vhdtool compare a.vhd b.vhd --json')
