@@ -10,10 +10,9 @@
  * Prints one JSON object: seconds per repetition with 1 thread and with
  * THREADS, the repetitions interleaved, after one warm-up run of each.
  */
-import { compare, MAX_QUEUED_PER_WORKER } from '../src/ops/compare.js';
+import { compare } from '../src/ops/compare.js';
+import { compareRunnerOptions } from '../src/ops/compareThreads.js';
 import { createRunner } from '../src/parallel/pool.js';
-import { SECTOR } from '../src/format/index.js';
-import { MAX_UNIT_SECTORS } from '../src/ops/common.js';
 
 async function main(): Promise<void> {
   const [a, b, threadsArg, repsArg] = process.argv.slice(2);
@@ -21,8 +20,8 @@ async function main(): Promise<void> {
   const reps = Number(repsArg);
   if (!a || !b || !(threads >= 1) || !(reps >= 1)) throw new Error('usage: bench-scaling A B THREADS REPS');
   // compare's main thread takes a share of the work: N threads are the main thread and N - 1 workers.
-  const one = createRunner({ threads: 0, slotBytes: MAX_UNIT_SECTORS * SECTOR });
-  const many = createRunner({ threads: threads - 1, slotBytes: MAX_UNIT_SECTORS * SECTOR, queuedPerThread: MAX_QUEUED_PER_WORKER });
+  const one = createRunner(compareRunnerOptions(1));
+  const many = createRunner(compareRunnerOptions(threads));
   const out = { threads, t1: [] as number[], tn: [] as number[], identical: true };
   try {
     const run = async (runner: typeof one): Promise<number> => {

@@ -6,6 +6,7 @@ import { unlinkSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ErrorCodes, VhdToolError } from '../errors.js';
 import { liveTemps } from '../io/atomic.js';
+import { closeEarly } from '../parallel/pool.js';
 import type { CliIO } from './context.js';
 import { loadSpinner } from './progress.js';
 import { registerInfo } from './commands/info.command.js';
@@ -97,6 +98,8 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   } catch (e) {
     code = report(cli, e, wantsJson);
   } finally {
+    // Threads started ahead (cli/prestart.ts) that the command never took over.
+    await closeEarly();
     if (installSignals) {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);

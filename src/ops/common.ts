@@ -36,20 +36,10 @@ export function unitSectorsFor(blockSize: number): number {
   return Math.min(blockSize / SECTOR, MAX_UNIT_SECTORS);
 }
 
-/**
- * The operation's file system, progress sink and task runner (`o.runner`, or
- * a new one with `o.threads` worker threads, fewer by `mainThreadShare` when
- * the operation compares a share on its main thread too).
- */
-export function resolveBase(o: OpBase, blockSize = 2 * 1024 * 1024, runnerOpts: { mainThreadShare?: boolean; queuedPerThread?: number } = {}): Resolved {
+export function resolveBase(o: OpBase, blockSize = 2 * 1024 * 1024): Resolved {
   const fs = o.fs ?? nodeFileSystem;
   if (o.runner) return { fs, runner: o.runner, progress: o.progress ?? noopProgress, signal: o.signal, close: async () => {} };
-  const threads = o.threads ?? defaultThreads();
-  const runner = createRunner({
-    threads: runnerOpts.mainThreadShare ? Math.max(0, threads - 1) : threads,
-    slotBytes: unitSectorsFor(blockSize) * SECTOR,
-    queuedPerThread: runnerOpts.queuedPerThread,
-  });
+  const runner = createRunner({ threads: o.threads ?? defaultThreads(), slotBytes: unitSectorsFor(blockSize) * SECTOR });
   return { fs, runner, progress: o.progress ?? noopProgress, signal: o.signal, close: () => runner.close() };
 }
 

@@ -13,6 +13,8 @@ import type { Chain } from '../chain/chain.js';
 import type { DiffResult, DiffTask } from '../plan/tasks.js';
 import { VhdToolError } from '../errors.js';
 import { assertUnchanged, resolveBase, MAX_UNIT_SECTORS, type OpBase } from './common.js';
+import { createRunner, defaultThreads } from '../parallel/pool.js';
+import { compareRunnerOptions, MAX_QUEUED_PER_WORKER } from './compareThreads.js';
 
 /**
  * `threads` counts the threads that compare, the main thread included: the
@@ -97,7 +99,6 @@ function runs(pieces: Piece[], unitStart: number, fileBase: number): number[] {
  * at most MAX_QUEUED_PER_WORKER tasks.
  */
 const QUEUED_BYTES_PER_WORKER = 128 * 1024 * 1024;
-export const MAX_QUEUED_PER_WORKER = 16;
 /** Tasks finished out of order are held until the ones before them finish: at most this many. */
 const MAX_AHEAD = 64;
 
@@ -145,8 +146,9 @@ function yieldToEventLoop(): Promise<void> {
 
 export async function compare(a: string, b: string, opts: CompareOptions = {}): Promise<CompareResult> {
   const t0 = Date.now();
-  // The main thread, which would otherwise only wait, compares a share itself: `threads` counts it.
-  const ctx = resolveBase(opts, MAX_UNIT_SECTORS * SECTOR, { mainThreadShare: true, queuedPerThread: MAX_QUEUED_PER_WORKER });
+  const ctx = resolveBase(opts.runner ? opts : { ...opts, runner: createRunner(compareRunnerOptions(opts.threads ?? defaultThreads())) });
+  // resolveBase closes only a runner it made itself.
+  const ownRunner = !opts.runner;
   ctx.runner.warm();
   let ca: Chain | null = null;
   let cb: Chain | null = null;
@@ -246,5 +248,6 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
     if (ca) await ca.close();
     if (cb) await cb.close();
     await ctx.close();
+    if (ownRunner) await ctx.runner.close();
   }
 }

@@ -84,7 +84,44 @@ export function kernelError(e: unknown): VhdToolError {
   return new VhdToolError('INTERNAL', `worker failed: ${msg.split('\n')[0]}`);
 }
 
+/**
+ * A runner started before the operation that will use it is even loaded
+ * (cli/prestart.ts), so that its threads' start-up overlaps the main
+ * thread's. createRunner hands it out to the first caller asking for the
+ * same shape; closeEarly closes it if no one did.
+ */
+let early: { shape: string; runner: TaskRunner } | null = null;
+const shapeOf = (o: RunnerOptions) => [o.threads ?? defaultThreads(), o.slotBytes, o.slots ?? '', o.queuedPerThread ?? 1].join('/');
+
+export function startEarly(opts: RunnerOptions): void {
+  if (early) return;
+  const runner = newRunner(opts);
+  runner.warm();
+  early = { shape: shapeOf(opts), runner };
+}
+
+/** Is an early runner waiting to be taken? */
+export function earlyRunnerWaiting(): boolean {
+  return early !== null;
+}
+
+/** Closes the early runner if no operation took it (the command failed before, or wanted other threads). */
+export async function closeEarly(): Promise<void> {
+  const e = early;
+  early = null;
+  if (e) await e.runner.close();
+}
+
 export function createRunner(opts: RunnerOptions): TaskRunner {
+  if (early && early.shape === shapeOf(opts)) {
+    const r = early.runner;
+    early = null;
+    return r;
+  }
+  return newRunner(opts);
+}
+
+function newRunner(opts: RunnerOptions): TaskRunner {
   const threads = opts.threads ?? defaultThreads();
   const slots = opts.slots ?? Math.max(3, threads * 2 + 2);
   const arenaBuf = sharedArena(slots * opts.slotBytes);
