@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   Bat, decodeBat, encodeBat, batBytes, decodeFooter, encodeFooter, decodeHeader, encodeHeader, decodeLocatorEntry,
   encodeLocatorEntry, decodeUuid, sealFooter, sealHeader, footerChecksumOk, headerChecksumOk, vhdChecksum,
-  bitmapBytes, setRange, testBit, countBits, forEachRun, geometryForSize, geometryCapacity, decodeLocatorData,
+  bitmapBytes, setRange, testBit, countBits, forEachRun, runEnd, geometryForSize, geometryCapacity, decodeLocatorData,
   encodeUtf16Le, PLATFORM_CODES, FOOTER_CHECKSUM_OFFSET, HEADER_CHECKSUM_OFFSET,
   type DynamicHeader, type Footer, type LocatorEntry, type PlatformCode,
 } from '../src/format/index.js';
@@ -195,6 +195,25 @@ describe('codec round trips', () => {
       // Bits past the end of the range stay clear (the padding of the sector).
       for (let i = n; i < bm.length * 8; i++) if (testBit(bm, i)) throw new Error(`bit ${i} set past ${n}`);
     }), { numRuns: RUNS });
+  });
+
+  it('runEnd is where the run of equal bits starting at any bit ends, within any range (brute force agrees)', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 4096 }),
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 600 })), { maxLength: 12 }),
+      fc.nat(), fc.nat(),
+      (n, ranges, a, b) => {
+        const bm = new Uint8Array(bitmapBytes(n * 512));
+        for (const [s0, c0] of ranges) {
+          const s = s0 % n;
+          setRange(bm, s, Math.min(c0, n - s));
+        }
+        const i = a % n;
+        const end = i + 1 + (b % (n - i));
+        let want = i + 1;
+        while (want < end && testBit(bm, want) === testBit(bm, i)) want++;
+        expect(runEnd(bm, i, end)).toBe(want);
+      }), { numRuns: RUNS * 4 });
   });
 
   it('the CHS geometry never describes more than the disk size', () => {

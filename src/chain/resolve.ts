@@ -11,9 +11,10 @@
  *   - allocated block, bit 0: zeros (dynamic) or the parent (differencing);
  *   - past a layer's virtual size: zeros.
  */
-import { forEachRun, SECTOR } from '../format/index.js';
+import { runEnd, SECTOR, testBit } from '../format/index.js';
 import { BitmapCache } from './bitmaps.js';
 import type { Chain } from './chain.js';
+import type { VhdMeta } from '../vhd/image.js';
 
 export interface Piece {
   /** First virtual sector. */
@@ -61,30 +62,26 @@ export class ChainResolver {
       this.push(out, { sector, count, layer: -2, fileOffset: 0 });
       return;
     }
-    if (from >= layers.length) {
-      this.push(out, { sector, count, layer: -1, fileOffset: 0 });
-      return;
+    const meta = from < layers.length ? layers[from].meta : null;
+    // Past the chain, or past this layer's virtual size: zeros.
+    const inSize = meta ? Math.max(0, Math.min(count, meta.virtualSize / SECTOR - sector)) : 0;
+    if (inSize > 0) {
+      if (meta!.type === 'fixed') this.push(out, { sector, count: inSize, layer: from, fileOffset: sector * SECTOR });
+      else this.resolveSparse(from, meta!, sector, inSize, out, stopAt);
     }
-    const meta = layers[from].meta;
-    const vs = meta.virtualSize / SECTOR;
-    if (sector >= vs) {
-      this.push(out, { sector, count, layer: -1, fileOffset: 0 });
-      return;
-    }
-    if (sector + count > vs) {
-      this.resolveInto(from, sector, vs - sector, out, stopAt);
-      this.push(out, { sector: vs, count: sector + count - vs, layer: -1, fileOffset: 0 });
-      return;
-    }
-    if (meta.type === 'fixed') {
-      this.push(out, { sector, count, layer: from, fileOffset: sector * SECTOR });
-      return;
-    }
+    if (inSize < count) this.push(out, { sector: sector + inSize, count: count - inSize, layer: -1, fileOffset: 0 });
+  }
+
+  /**
+   * A dynamic or differencing layer, block by block. Kept apart from
+   * resolveInto, and free of callbacks and temporary arrays: this is the hot
+   * loop, and a small function is also cheap for the optimizing compiler.
+   */
+  private resolveSparse(from: number, meta: VhdMeta, sector: number, count: number, out: Piece[], stopAt: number): void {
     const spb = meta.blockSize! / SECTOR;
     const diff = meta.type === 'differencing';
-    let s = sector;
     const end = sector + count;
-    while (s < end) {
+    for (let s = sector; s < end;) {
       const block = Math.floor(s / spb);
       const blockStart = block * spb;
       const n = Math.min(end, blockStart + spb) - s;
@@ -95,13 +92,15 @@ export class ChainResolver {
       } else {
         const bm = this.bitmaps[from].get(block);
         const dataStart = entry * SECTOR + meta.bitmapSize;
-        const runs: Array<[number, number, boolean]> = [];
-        forEachRun(bm, s - blockStart, n, (st, c, set) => runs.push([st, c, set]));
-        for (const [st, c, set] of runs) {
+        // Runs of equal bits, walked in place.
+        const stEnd = s - blockStart + n;
+        for (let st = s - blockStart; st < stEnd;) {
+          const e = runEnd(bm, st, stEnd);
           const vsec = blockStart + st;
-          if (set) this.push(out, { sector: vsec, count: c, layer: from, fileOffset: dataStart + st * SECTOR });
-          else if (diff) this.resolveInto(from + 1, vsec, c, out, stopAt);
-          else this.push(out, { sector: vsec, count: c, layer: -1, fileOffset: 0 });
+          if (testBit(bm, st)) this.push(out, { sector: vsec, count: e - st, layer: from, fileOffset: dataStart + st * SECTOR });
+          else if (diff) this.resolveInto(from + 1, vsec, e - st, out, stopAt);
+          else this.push(out, { sector: vsec, count: e - st, layer: -1, fileOffset: 0 });
+          st = e;
         }
       }
       s += n;

@@ -72,6 +72,26 @@ export function allBitsSet(bm: Uint8Array, start: number, count: number): boolea
 }
 
 /**
+ * End of the run of bits equal to bit `i`, looking no further than `end`:
+ * the first j in (i, end] with bit j different (or end). Whole bytes of
+ * the run are skipped at once.
+ */
+export function runEnd(bm: Uint8Array, i: number, end: number): number {
+  const v = testBit(bm, i);
+  const fill = v ? 0xff : 0;
+  let j = i + 1;
+  while (j < end) {
+    if ((j & 7) === 0) {
+      while (j + 8 <= end && bm[j >>> 3] === fill) j += 8;
+      if (j >= end) break;
+    }
+    if (testBit(bm, j) !== v) break;
+    j++;
+  }
+  return Math.min(j, end);
+}
+
+/**
  * Calls `fn(start, count, set)` for each maximal run of equal bits within
  * [from, from+n). Runs are reported in order and cover the range exactly.
  */
@@ -79,17 +99,8 @@ export function forEachRun(bm: Uint8Array, from: number, n: number, fn: (start: 
   const end = from + n;
   let i = from;
   while (i < end) {
-    const v = testBit(bm, i);
-    let j = i + 1;
-    while (j < end) {
-      if ((j & 7) === 0 && j + 8 <= end) {
-        const byte = bm[j >>> 3];
-        if (byte === (v ? 0xff : 0)) { j += 8; continue; }
-      }
-      if (testBit(bm, j) !== v) break;
-      j++;
-    }
-    fn(i, j - i, v);
+    const j = runEnd(bm, i, end);
+    fn(i, j - i, testBit(bm, i));
     i = j;
   }
 }
