@@ -235,13 +235,24 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
         // Bounded memory: never run far ahead of the oldest unfinished task.
         while (issued - folded > MAX_AHEAD && pending.size) await Promise.race(pending);
       }
+      // Interrupted while the last tasks ran: no verdict either.
+      await Promise.all(pending);
+      if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+    } catch (e) {
+      failure ??= { e };
     } finally {
       await Promise.all(pending);
       ctx.progress.done();
     }
-    if (failure) throw (failure as { e: unknown }).e;
-    // The workers read the files by path: a verdict over files replaced or written meanwhile is void.
-    await assertUnchanged(ctx.fs, [...ca.layersLeafFirst, ...cb.layersLeafFirst], 'the comparison is void');
+    // The kernel reads the files by path: a verdict over files replaced or written meanwhile is
+    // void, and a read that failed because a file changed (truncated, say) is reported as that.
+    const inputs = [...ca.layersLeafFirst, ...cb.layersLeafFirst];
+    if (failure) {
+      const { e } = failure as { e: unknown };
+      if (!(e instanceof VhdToolError && e.code === 'INTERRUPTED')) await assertUnchanged(ctx.fs, inputs, 'the comparison is void');
+      throw e;
+    }
+    await assertUnchanged(ctx.fs, inputs, 'the comparison is void');
     const identical = ranges.length === 0 && (!opts.strict || sizeA === sizeB);
     return { a, b, identical, sizeA, sizeB, firstDifference: first, ranges, bytesCompared, durationMs: Date.now() - t0 };
   } finally {

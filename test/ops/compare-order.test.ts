@@ -5,12 +5,14 @@
  * those of the disk, in disk order, whatever the thread count and however
  * many ranges a single task holds.
  */
+import { statSync, truncateSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeFileSystem } from '../../src/io/fsys.js';
 import { writeSynthChain, type SynthWrite } from '../../src/synth/build.js';
 import { compare } from '../../src/ops/compare.js';
 import { mulberry32, patternBytes } from '../../src/synth/random.js';
+import { VhdToolError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const SECTOR = 512;
@@ -104,6 +106,44 @@ describe('compare: the verdict does not depend on which thread ran which task', 
       expect(r.identical).toBe(true);
       expect(r.ranges).toEqual([]);
       expect(r.bytesCompared).toBeGreaterThan(0);
+    }
+  });
+});
+
+describe('compare: a failure or an interruption mid-run', () => {
+  it('an input truncated while compare reads it: no verdict, the changed file named (exit 8), whichever thread hit it', async () => {
+    for (const threads of [0, 2]) {
+      const p = await pair(17, () => 0);
+      let cut = false;
+      // After the first 64 MiB part is folded in, B loses its second half.
+      const progress = {
+        start() {}, done() {},
+        advance() {
+          if (cut) return;
+          cut = true;
+          truncateSync(p.b, Math.floor(statSync(p.b).size / 2));
+        },
+      };
+      const err = await compare(p.a, p.b, { threads, progress }).catch((e: unknown) => e);
+      expect(cut).toBe(true);
+      expect(err, `threads ${threads}`).toBeInstanceOf(VhdToolError);
+      expect((err as VhdToolError).code).toBe('VERIFY_FAILED');
+      expect((err as VhdToolError).path).toBe(p.b);
+      expect((err as VhdToolError).message).toMatch(/changed while vhdtool ran.*the comparison is void/);
+    }
+  });
+
+  it('an interrupted compare stops with INTERRUPTED (exit 130) and gives no verdict', async () => {
+    for (const threads of [0, 2]) {
+      const p = await pair(19, () => 0);
+      const ac = new AbortController();
+      let folded = 0;
+      const progress = { start() {}, done() {}, advance() { if (++folded === 2) ac.abort(); } };
+      const err = await compare(p.a, p.b, { threads, progress, signal: ac.signal }).catch((e: unknown) => e);
+      expect(err, `threads ${threads}`).toBeInstanceOf(VhdToolError);
+      expect((err as VhdToolError).code).toBe('INTERRUPTED');
+      // On the main thread alone, it stops at once; workers finish the tasks they already hold.
+      if (threads === 0) expect(folded).toBe(2);
     }
   });
 });
