@@ -18,4 +18,6 @@ export function prestart(argv: string[]): void {
   if (args.some((a) => a.startsWith('--threads') || a === '--help' || a === '-h')) return;
   const o = compareRunnerOptions(defaultThreads());
   if (o.threads) startEarly(o);
+  // Load the operation's modules alongside the command line's (their file reads overlap).
+  import('../ops/compare.js').catch(() => undefined);
 }
