@@ -478,7 +478,7 @@ async function main(): Promise<void> {
       row.ratio = median(per);
       row.ratioRange = [Math.min(...per), Math.max(...per)];
       row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
-      row.verdict = row.ratio <= (rs.goal ?? rs.target) ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
+      row.verdict = rs.goal !== undefined && row.ratio <= rs.goal ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
     }
     const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'node-start', 'info'];
     for (const id of order) { const r = byId.get(id); if (r) secRows.push(r); }
