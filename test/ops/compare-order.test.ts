@@ -99,6 +99,30 @@ describe('compare: the verdict does not depend on which thread ran which task', 
     expect(r.ranges).toEqual(want.ranges);
   });
 
+  it('finds differences on both sides of the kernel\'s read-window boundaries (every 256 KiB up to 2 MiB)', async () => {
+    const dir = tempDir();
+    await nodeFileSystem.mkdir(path.join(dir, 'a'));
+    await nodeFileSystem.mkdir(path.join(dir, 'b'));
+    const data = patternBytes(5 * MiB, 23);
+    const other = Uint8Array.from(data);
+    // The last byte before and the first byte after each boundary, and one stretch across one.
+    const marks: number[] = [];
+    for (let k = 1; k <= 8; k++) marks.push(k * 256 * 1024 - 1, k * 256 * 1024);
+    for (const m of marks) other[m] ^= 0xff;
+    other.fill(7, 3 * MiB - 4096, 3 * MiB + 4096);
+    // Written at an odd sector, so the stretch does not start on a window boundary either.
+    const a0: SynthWrite[] = [{ sector: 12345, data }];
+    const b0: SynthWrite[] = [{ sector: 12345, data: other }];
+    const [a] = await writeSynthChain(nodeFileSystem, path.join(dir, 'a'), [{ type: 'dynamic', virtualSize: 64 * MiB, writes: a0 }]);
+    const [b] = await writeSynthChain(nodeFileSystem, path.join(dir, 'b'), [{ type: 'dynamic', virtualSize: 64 * MiB, writes: b0 }]);
+    const want = model(a0, b0);
+    for (const threads of [0, 2]) {
+      const r = await compare(a.path, b.path, { threads, maxRanges: 100 });
+      expect(r.firstDifference).toBe(want.first);
+      expect(r.ranges).toEqual(want.ranges);
+    }
+  });
+
   it('finds two disks with the same data identical with any thread count', async () => {
     const p = await pair(13, () => 0);
     for (const threads of [0, 2, 3]) {
