@@ -146,10 +146,9 @@ function yieldToEventLoop(): Promise<void> {
 
 export async function compare(a: string, b: string, opts: CompareOptions = {}): Promise<CompareResult> {
   const t0 = Date.now();
-  const ctx = resolveBase(opts.runner ? opts : { ...opts, runner: createRunner(compareRunnerOptions(opts.threads ?? defaultThreads())) });
-  // resolveBase closes only a runner it made itself.
-  const ownRunner = !opts.runner;
-  ctx.runner.warm();
+  const runner = opts.runner ?? createRunner(compareRunnerOptions(opts.threads ?? defaultThreads()));
+  const ctx = resolveBase({ ...opts, runner });
+  runner.warm();
   let ca: Chain | null = null;
   let cb: Chain | null = null;
   try {
@@ -258,7 +257,7 @@ export async function compare(a: string, b: string, opts: CompareOptions = {}): 
   } finally {
     if (ca) await ca.close();
     if (cb) await cb.close();
-    await ctx.close();
-    if (ownRunner) await ctx.runner.close();
+    // A runner the caller gave stays open for the caller.
+    if (!opts.runner) await runner.close();
   }
 }
