@@ -1,0 +1,24 @@
+/**
+ * vhdtool as a library (`import { compact } from 'vhdtool'`): the operations
+ * the command line runs, with the same options and the results its `--json`
+ * prints (the README gives their shapes); reading a chain's guest-visible
+ * content; the typed errors with their exit codes; and the pure VHD codecs.
+ *
+ * Every operation takes `fs` (a FileSystem; default: the real one),
+ * `threads`, `progress` and `signal` where it applies.
+ */
+export { info, type InfoOptions, type InfoResult, type ChainEntry } from './ops/info.js';
+export { checkDisk, describeCheck, type CheckOptions, type CheckReport } from './check/check.js';
+export { compact, type CompactOptions, type CompactResult } from './ops/compact.js';
+export { merge, convert, type MergeOptions, type ConvertOptions, type MergeResult } from './ops/merge.js';
+export { compare, type CompareOptions, type CompareResult } from './ops/compare.js';
+export { maintain, type MaintainOptions } from './ops/maintain.js';
+export type { MaintainReport } from './maintain/report.js';
+export { openChain, type OpenChainOptions } from './chain/openChain.js';
+export type { Chain, Layer } from './chain/chain.js';
+export { ChainReader } from './chain/reader.js';
+export { createRunner, defaultThreads, type TaskRunner, type RunnerOptions } from './parallel/pool.js';
+export { nodeFileSystem, type FileSystem, type RandomAccessFile, type FileStat } from './io/fsys.js';
+export type { ProgressSink } from './progress.js';
+export { VhdToolError, FormatError, ErrorCodes, type ErrorCode } from './errors.js';
+export * as format from './format/index.js';
