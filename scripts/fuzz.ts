@@ -17,12 +17,35 @@ import * as path from 'node:path';
 import fc from 'fast-check';
 import { FuzzFinding, describeInput, inputArb, loadSeeds, runInput, workspace } from './fuzz-lib.js';
 
+const USAGE = `usage: node dist/scripts/fuzz.js [--count N] [--seed S] [--no-real] [--out DIR]
+  --count N   inputs to try (default 20000, or VHDTOOL_FUZZ_COUNT)
+  --seed S    the campaign's seed (default: random, printed so a run can be repeated)
+  --no-real   leave out the real-world fixtures as seed files
+  --out DIR   where findings are written as JSON (default: vhdtool-fuzz-findings in the temp directory)
+example: npm run fuzz -- --count 4000 --seed 20261127`;
+
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(name);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
 
+/** Unknown options (a misspelt one would otherwise start a 5-minute campaign) and --help. */
+function checkArgs(argv: string[]): number | null {
+  const withValue = new Set(['--count', '--seed', '--out']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === '-h' || a === '--help') { process.stdout.write(USAGE + '\n'); return 0; }
+    if (withValue.has(a)) { i++; continue; }
+    if (a === '--no-real') continue;
+    process.stderr.write(`fuzz: unknown option ${a}\n${USAGE}\n`);
+    return 2;
+  }
+  return null;
+}
+
 async function main(): Promise<number> {
+  const early = checkArgs(process.argv.slice(2));
+  if (early !== null) return early;
   const count = Number(arg('--count') ?? process.env.VHDTOOL_FUZZ_COUNT ?? 20000);
   const seed = Number(arg('--seed') ?? Date.now() % 2 ** 31);
   const outDir = path.resolve(arg('--out') ?? path.join(tmpdir(), 'vhdtool-fuzz-findings'));
