@@ -9,13 +9,6 @@ import { liveTemps } from '../io/atomic.js';
 import { closeEarly } from '../parallel/pool.js';
 import type { CliIO } from './context.js';
 import { loadSpinner } from './progress.js';
-import { registerInfo } from './commands/info.command.js';
-import { registerCheck } from './commands/check.command.js';
-import { registerCompact } from './commands/compact.command.js';
-import { registerMerge } from './commands/merge.command.js';
-import { registerCompare } from './commands/compare.command.js';
-import { registerCat } from './commands/cat.command.js';
-import { registerMaintain } from './commands/maintain.command.js';
 
 export const VERSION = '0.1.0';
 
@@ -34,7 +27,27 @@ Exit status:
   130  interrupted; the original is intact
   141  standard output was closed early (a reader such as head stopped reading)`;
 
-export function buildProgram(io: CliIO, done: (code: number) => void): Command {
+type Register = (program: Command, io: CliIO, done: (code: number) => void) => void;
+
+const mergeAndConvert = async (): Promise<Register> => (await import('./commands/merge.command.js')).registerMerge;
+/**
+ * Each command's module, by command name, in the order help lists them. A
+ * command line that names a command loads only that one (a dozen modules
+ * fewer to load at start-up); any other (help, --version, a typo) loads all.
+ */
+const COMMANDS: Record<string, () => Promise<Register>> = {
+  info: async () => (await import('./commands/info.command.js')).registerInfo,
+  check: async () => (await import('./commands/check.command.js')).registerCheck,
+  compact: async () => (await import('./commands/compact.command.js')).registerCompact,
+  merge: mergeAndConvert,
+  convert: mergeAndConvert,
+  compare: async () => (await import('./commands/compare.command.js')).registerCompare,
+  cat: async () => (await import('./commands/cat.command.js')).registerCat,
+  maintain: async () => (await import('./commands/maintain.command.js')).registerMaintain,
+};
+
+/** The program, with the command `argv` names (all of them when it names none). */
+export async function buildProgram(io: CliIO, done: (code: number) => void, argv: string[] = []): Promise<Command> {
   const program = new Command();
   program
     .name('vhdtool')
@@ -43,13 +56,9 @@ export function buildProgram(io: CliIO, done: (code: number) => void): Command {
     .configureOutput(outputConfig(io))
     .exitOverride()
     .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n${EXIT_HELP}`);
-  registerInfo(program, io, done);
-  registerCheck(program, io, done);
-  registerCompact(program, io, done);
-  registerMerge(program, io, done);
-  registerCompare(program, io, done);
-  registerCat(program, io, done);
-  registerMaintain(program, io, done);
+  const name = argv[2];
+  const loaders = name !== undefined && Object.hasOwn(COMMANDS, name) ? [COMMANDS[name]] : [...new Set(Object.values(COMMANDS))];
+  for (const register of await Promise.all(loaders.map((load) => load()))) register(program, io, done);
   for (const c of program.commands) c.exitOverride().configureOutput(outputConfig(io));
   return program;
 }
@@ -93,7 +102,7 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   const wantsJson = argv.includes('--json');
   if (cli.tty && !wantsJson) await loadSpinner();
   try {
-    const program = buildProgram(cli, (c) => { code = c; });
+    const program = await buildProgram(cli, (c) => { code = c; }, argv);
     await program.parseAsync(argv);
   } catch (e) {
     code = report(cli, e, wantsJson);
