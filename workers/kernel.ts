@@ -8,12 +8,20 @@
  * with native range compares; zero tests first look at one 32-bit word.
  */
 import * as fs from 'node:fs';
-import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import type {
   CompareResult, CompareTask, DiffResult, DiffTask, DigestTask, UnsetZeroResult, UnsetZeroTask, WorkerTask,
 } from '../src/plan/tasks.js';
 
 const SECTOR = 512;
+/**
+ * node:crypto, loaded on first use: only digest tasks need it, and loading it
+ * costs every thread several milliseconds of start-up (a compare has none).
+ */
+const requireBuiltin = createRequire(import.meta.url);
+let crypto: typeof import('node:crypto') | null = null;
+const createHash = (algorithm: string) => (crypto ??= requireBuiltin('node:crypto') as typeof import('node:crypto')).createHash(algorithm);
+
 /** Prefix of the message of a short-read error, so the main thread can type it. */
 export const TRUNCATED_MARK = 'VHDTOOL_TRUNCATED:';
 const ZERO_SECTOR = Buffer.alloc(SECTOR);
