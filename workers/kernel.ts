@@ -193,7 +193,7 @@ export class Kernel {
 
   diff(t: DiffTask): DiffResult {
     // Walk both runs lists together. Each stretch where both sides stay in one run is compared
-    // window by window through two small buffers that stay in the CPU cache. A stretch that is
+    // window by window through two buffers that stay in the CPU cache. A stretch that is
     // zeros on both sides is not touched; one that is zeros on one side only is read once and
     // tested for zeros, never filled and compared.
     const out: DiffResult = { first: -1, ranges: [], full: false };
@@ -224,7 +224,8 @@ export class Kernel {
   /**
    * Compares `len` bytes of file `fa` at `posA` (zeros when fa < 0) with file
    * `fb` at `posB`; `at` is the stretch's byte offset in the unit. Returns
-   * false once enough ranges are collected.
+   * false at a difference that would start range maxRanges + 1 (the
+   * caller marks the result full).
    */
   private diffStretch(files: string[], fa: number, posA: number, fb: number, posB: number, at: number, len: number,
     maxRanges: number, out: DiffResult): boolean {
