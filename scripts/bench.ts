@@ -500,6 +500,15 @@ async function main(): Promise<void> {
         const med = median(per);
         json.compareScaling = j;
         extra.push(`- speedup of ${threadsDefault} threads over 1, compare-bound part (\`compare\` in one process, threads running; median ${median(j.tn).toFixed(3)} s, ${(compareBytesOf(m) / MiB / median(j.tn)).toFixed(0)} MiB/s): **${med.toFixed(2)}×** (per-run ratios: ${per.map((x) => x.toFixed(2)).join(', ')}); goal ≥ 1.6×: ${med >= 1.6 ? 'met' : 'missed'}${j.identical ? '' : '; FAIL: not identical'}`);
+        // Where the command's time goes: the comparing itself (warm) against the read ceiling, and what a fresh process adds.
+        const cat = byId.get('cat-all');
+        const cmd = byId.get('compare-tn');
+        if (cat && cmd) {
+          const own = median(j.tn) / median(cat.seconds);
+          const fixed = median(cmd.seconds) - median(j.tn);
+          json.compareSplit = { compareBoundOverCat: own, fixedSeconds: fixed };
+          extra.push(`- compare's comparing alone (the part above) takes **${own.toFixed(2)}×** the time of \`cat\` of the same files in this run; the rest of the command's ${median(cmd.seconds).toFixed(3)} s, about ${fixed.toFixed(3)} s, is what a fresh process adds: Node's start-up, loading modules, starting the worker thread, opening both chains, and running the comparing loops before the compiler has optimized them (the part above reuses one warm process)`);
+        }
       } catch {
         extra.push(`- compare-bound speedup: FAIL: bench-scaling exited ${sc.status}: ${(sc.stderr || '').trim().split('\n')[0]}`);
       }
