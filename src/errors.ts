@@ -34,6 +34,8 @@ export const ErrorCodes = {
   WRITE_FAILED: 7,
   /** The output was written but did not verify; it was discarded and the original is intact. */
   VERIFY_FAILED: 8,
+  /** The guest's partition table or file system cannot be read (map, diff, rebase --check, relink's proof). */
+  BAD_FILESYSTEM: 9,
   /** Interrupted by a signal (SIGINT/SIGTERM); the original is intact. */
   INTERRUPTED: 130,
   /** A bug in vhdtool. */

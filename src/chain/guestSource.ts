@@ -1,0 +1,21 @@
+/**
+ * A chain's composed guest view as a ByteSource: the door from the VHD layers
+ * to the guest layer (partitions and file systems), which knows nothing of
+ * VHD.
+ */
+import type { ByteSource } from '../guest/source.js';
+import { GuestError } from '../guest/errors.js';
+import type { ChainReader } from './reader.js';
+
+export function chainSource(reader: ChainReader): ByteSource {
+  const size = reader.size;
+  return {
+    size,
+    read(offset, length) {
+      if (offset < 0 || length < 0 || offset + length > size) {
+        return Promise.reject(new GuestError(`read of ${length} bytes at offset ${offset} lies outside the disk (${size} bytes)`));
+      }
+      return reader.read(offset, length);
+    },
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Who owns which cluster: the cross-check ntfsclone makes before it trusts a
+ * volume ("Cluster accounting failed"), for every file system.
+ *
+ * A reader adds the ranges each file (and each metadata structure) claims.
+ * `check` then finds clusters claimed twice and clusters claimed by someone
+ * but marked free in the allocation map. Either means the maps cannot be
+ * trusted: compaction must not drop what the free map offers, and a relink
+ * whose composed view shows them is probably to the wrong parent.
+ */
+import { RangeSet, RangeSetBuilder } from './ranges.js';
+import type { Anomaly } from './volume.js';
+
+/** Anomalies of each kind listed by name; the rest are counted. */
+const LIST = 8;
+
+export class Ownership {
+  private s = new Float64Array(1024);
+  private e = new Float64Array(1024);
+  private o = new Uint32Array(1024);
+  private n = 0;
+  private readonly names: string[] = [];
+
+  /** Registers an owner by name (a path, "$MFT", "inode table of group 3"); returns its number. */
+  owner(name: string): number {
+    this.names.push(name);
+    return this.names.length - 1;
+  }
+
+  add(owner: number, ranges: RangeSet): void {
+    for (let i = 0; i < ranges.count; i++) this.push(ranges.start(i), ranges.end(i), owner);
+  }
+
+  addRange(owner: number, start: number, end: number): void {
+    if (end > start) this.push(start, end, owner);
+  }
+
+  private push(start: number, end: number, owner: number): void {
+    if (this.n === this.s.length) {
+      const grow = <T extends Float64Array | Uint32Array>(a: T): T => {
+        const b = new (a.constructor as new (n: number) => T)(a.length * 2);
+        b.set(a);
+        return b;
+      };
+      this.s = grow(this.s);
+      this.e = grow(this.e);
+      this.o = grow(this.o);
+    }
+    this.s[this.n] = start;
+    this.e[this.n] = end;
+    this.o[this.n] = owner;
+    this.n++;
+  }
+
+  /**
+   * Everything owned, and the anomalies: clusters owned twice, and owned
+   * clusters that `free` (the allocation map's free space) contains.
+   */
+  check(free: RangeSet): { owned: RangeSet; anomalies: Anomaly[] } {
+    const order = new Uint32Array(this.n);
+    for (let i = 0; i < this.n; i++) order[i] = i;
+    const s = this.s;
+    order.sort((a, b) => s[a] - s[b]);
+    const owned = new RangeSetBuilder();
+    const twice = new RangeSetBuilder();
+    const pairs: string[] = [];
+    let reach = -Infinity;
+    let reachOwner = -1;
+    for (let k = 0; k < this.n; k++) {
+      const i = order[k];
+      const start = this.s[i];
+      const end = this.e[i];
+      owned.add(start, end);
+      if (start < reach) {
+        twice.add(start, Math.min(end, reach));
+        if (pairs.length < LIST && this.o[i] !== reachOwner) pairs.push(`${this.names[reachOwner]} and ${this.names[this.o[i]]} at byte ${start}`);
+      }
+      if (end > reach) {
+        reach = end;
+        reachOwner = this.o[i];
+      }
+    }
+    const ownedSet = owned.build();
+    const anomalies: Anomaly[] = [];
+    const dbl = twice.build();
+    if (!dbl.isEmpty) {
+      anomalies.push({
+        kind: 'double-owned',
+        message: `${dbl.bytes} bytes are claimed by two owners${pairs.length ? ` (${pairs.join('; ')})` : ''}`,
+        ranges: dbl,
+      });
+    }
+    const bad = ownedSet.intersect(free);
+    if (!bad.isEmpty) {
+      anomalies.push({
+        kind: 'owned-but-free',
+        message: `${bad.bytes} bytes in use by files are marked free in the allocation map (first at byte ${bad.first})`,
+        ranges: bad,
+      });
+    }
+    return { owned: ownedSet, anomalies };
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The one interface every file-system reader implements (NTFS, FAT, ext,
+ * swap), so that `map`, `compact --free-space`, `diff` and `relink`'s proof
+ * treat them alike. All offsets are bytes relative to the start of the
+ * volume (the partition); the operations shift them onto the disk.
+ *
+ * A reader reads through a ByteSource only, validates every offset and length
+ * it takes from the volume, and throws a GuestError for a volume it cannot
+ * read safely. Problems that leave the rest readable (a torn MFT record, a
+ * cross-linked cluster) are anomalies, reported in the scan.
+ */
+import type { RangeSet } from './ranges.js';
+
+export type FsKind = 'ntfs' | 'fat12' | 'fat16' | 'fat32' | 'ext2' | 'ext3' | 'ext4' | 'swap' | 'unknown';
+
+/**
+ * clean: safe to trust the allocation maps.
+ * dirty: NTFS $Volume dirty flag, FAT dirty bit.
+ * unclean-log: NTFS $LogFile not cleanly closed.
+ * hibernated: NTFS hiberfil.sys holds a hibernation image (hibernation or Fast Startup); swap holds a suspend image.
+ * needs-recovery: ext journal needs replaying.
+ */
+export type VolumeStateName = 'clean' | 'dirty' | 'unclean-log' | 'hibernated' | 'needs-recovery';
+
+export interface VolumeState {
+  /** The most serious condition found ('clean' when none). */
+  state: VolumeStateName;
+  /** Every condition found, one sentence each (empty when clean). */
+  reasons: string[];
+}
+
+export interface GuestFile {
+  /**
+   * Identity of the file across two views of one volume (for diff):
+   * NTFS `mft:<record>:<sequence>`, ext `ino:<inode>:<generation>`, FAT
+   * `path:<path in lower case>` (FAT has no file numbers).
+   */
+  id: string;
+  /** Full path, `/`-separated, from the root, without a leading `/` or a volume name; a named stream is `path:name`. */
+  path: string;
+  /** Logical size in bytes (a directory: 0, or its index's size). */
+  size: number;
+  directory: boolean;
+  /** The file system's own files (NTFS $MFT, $LogFile, ...; the ext journal): their bytes count as metadata. */
+  system: boolean;
+  /** Allocated clusters holding the content (sparse and resident parts excluded). */
+  data: RangeSet;
+  /** The file's own metadata: its MFT record(s) or inode, extent-tree or indirect blocks, FAT directory entry. */
+  meta: RangeSet;
+  /** Reader-private handle for readContent (a record or inode number, a first cluster). */
+  ref: number;
+}
+
+export interface Anomaly {
+  /**
+   * torn-record (bad update-sequence fixup), bad-record, orphan (in use but
+   * reachable from no directory), double-owned (a cluster two files claim),
+   * owned-but-free (a file's cluster the allocation map calls free),
+   * unowned-allocated (allocated, claimed by nothing), bad-chain (FAT),
+   * bad-extent (ext), bad-sequence (NTFS).
+   */
+  kind: string;
+  message: string;
+  /** Volume bytes concerned, where known. */
+  ranges?: RangeSet;
+}
+
+export interface VolumeScan {
+  state: VolumeState;
+  /** Whole free clusters. */
+  free: RangeSet;
+  /**
+   * Everything the file system needs besides user file data: boot sectors,
+   * FATs, MFT, bitmaps, inode tables, journal, directories, system files,
+   * the area outside the cluster range, and allocated space nothing claims.
+   */
+  metadata: RangeSet;
+  /** Clusters holding user files' data (named streams included). */
+  fileData: RangeSet;
+  anomalies: Anomaly[];
+  files: number;
+  directories: number;
+}
+
+export interface ScanOptions {
+  /** Called once per file and directory, after its path is known. */
+  onFile?: (f: GuestFile) => void;
+  signal?: AbortSignal;
+}
+
+export interface Volume {
+  readonly kind: FsKind;
+  /** The volume's size in bytes (its partition's). */
+  readonly size: number;
+  /** Allocation unit in bytes (cluster, block). */
+  readonly clusterSize: number;
+  /** Bytes [start, end) that allocation units cover; the rest (a backup boot sector, slack) is never free. */
+  readonly clusterArea: { start: number; end: number };
+  readonly label: string | null;
+  /** One pass over the file system's metadata: state, maps, anomalies, and every file through onFile. */
+  scan(opts?: ScanOptions): Promise<VolumeScan>;
+  /** A file's logical content (zeros for sparse parts), in order, `size` bytes in all. */
+  readContent(f: GuestFile): AsyncIterable<Uint8Array>;
+}
+
+/** A partition whose content is recognised but not read (BitLocker, LVM, LUKS, exFAT...), or not recognised at all. */
+export interface UnknownVolume {
+  readonly kind: 'unknown';
+  readonly size: number;
+  /** What it looks like ("BitLocker", "LVM2 physical volume", "exFAT", or "unrecognised"). */
+  readonly name: string;
+}
