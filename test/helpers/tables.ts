@@ -189,3 +189,39 @@ export function mmls(file: string, blockSize = 512): MmlsRow[] {
 export function mmlsPartitions(rows: MmlsRow[]): MmlsRow[] {
   return rows.filter((r) => /^\d+(:\d+)?$/.test(r.slot) && !/Extended/.test(r.description));
 }
+
+export interface MbrLayout {
+  /** Primary entries in slot order (slot = position + 1); an extended one holds `logicals`. */
+  primaries: Array<{ start: number; size: number; type: number }>;
+  /** Logical partitions, ascending, inside the (single) extended primary. */
+  logicals: Array<{ start: number; size: number; type: number }>;
+}
+
+/**
+ * Writes an MBR and, for the extended primary, an EBR chain laid out as
+ * sfdisk lays it: the first EBR at the extended partition's start, each
+ * later one in the sector before its logical partition.
+ */
+export function writeMbrLayout(img: Uint8Array, layout: MbrLayout): void {
+  put(img, 0, mbrSector(layout.primaries.map((p) => ({ type: p.type, lba: p.start, sectors: p.size }))));
+  const ext = layout.primaries.find((p) => [0x05, 0x0f, 0x85].includes(p.type));
+  if (!ext) return;
+  const ebrs = layout.logicals.map((l, i) => (i === 0 ? ext.start : l.start - 1));
+  layout.logicals.forEach((l, i) => {
+    const next = i + 1 < layout.logicals.length ? { at: ebrs[i + 1], end: layout.logicals[i + 1].start + layout.logicals[i + 1].size } : null;
+    put(
+      img,
+      ebrs[i],
+      mbrSector([
+        { type: l.type, lba: l.start - ebrs[i], sectors: l.size },
+        next ? { type: 0x05, lba: next.at - ext.start, sectors: next.end - next.at } : null,
+      ], { diskId: 0 }),
+    );
+  });
+}
+
+/** The same layout as an sfdisk script. */
+export function mbrScript(layout: MbrLayout): string {
+  const line = (p: { start: number; size: number; type: number }) => `start=${p.start}, size=${p.size}, type=${p.type.toString(16)}\n`;
+  return `label: dos\nlabel-id: 0x12345678\nunit: sectors\n${layout.primaries.map(line).join('')}${layout.logicals.map(line).join('')}`;
+}
