@@ -95,6 +95,17 @@ describe('FAT boot sector or MBR', () => {
     expect(t.warnings.join()).toMatch(/both a FAT boot parameter block and a partition table/);
   });
 
+  it.skipIf(!HAVE_MKFS_FAT)('a FAT boot sector whose table area passes for a table but lies is read as the FAT volume, with a warning', async () => {
+    const f = made('fl.img', 16 * MiB, 'mkfs.fat', ['-F', '12']);
+    const img = new Uint8Array(readFileSync(f));
+    img.set(mbrSector([{ type: 0x83, lba: 2048, sectors: 999999 }]).subarray(446, 510), 446);
+    const t = await readPartitionTable(bufferSource(img));
+    expect(t.scheme).toBe('none');
+    expect(t.partitions.map((p) => [p.start, p.size])).toEqual([[0, 16 * MiB]]);
+    expect(t.warnings).toHaveLength(1);
+    expect(t.warnings[0]).toMatch(/FAT boot sector whose table area is no sound partition table \(MBR: partition 1 .* runs past the end/);
+  });
+
   it('classify: the order of the rules', () => {
     const blank = new Uint8Array(8192);
     expect(classify(blank)).toMatchObject({ layout: 'none', warnings: [] });

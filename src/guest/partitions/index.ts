@@ -95,12 +95,8 @@ export async function readPartitionTable(src: ByteSource, opts: ReadTableOptions
       return superfloppy(src, c, sectorSize);
     case 'gpt':
       return gptTable(src, head, c.warnings, sectorSize);
-    case 'mbr': {
-      const sector0 = await readChecked(src, 0, sectorSize, 'MBR');
-      const m = await readMbr(src, sector0, sectorSize);
-      const warnings = [...c.warnings, ...m.warnings, ...staleGpt(head)];
-      return { scheme: 'mbr', partitions: m.partitions, tables: m.tables.build(), warnings, blockSize: sectorSize, diskId: diskSignature(sector0) };
-    }
+    case 'mbr':
+      return mbrTable(src, head, c, sectorSize);
     default:
       return { scheme: 'none', partitions: [], tables: RangeSet.EMPTY, warnings: c.warnings, blockSize: sectorSize };
   }
@@ -109,6 +105,21 @@ export async function readPartitionTable(src: ByteSource, opts: ReadTableOptions
 function superfloppy(src: ByteSource, c: Classification, sectorSize: number): PartitionTable {
   const partition: Partition = { index: 1, scheme: 'none', start: 0, size: src.size, type: 'none', typeName: null };
   return { scheme: 'none', partitions: [partition], tables: RangeSet.EMPTY, warnings: c.warnings, blockSize: sectorSize };
+}
+
+async function mbrTable(src: ByteSource, head: Uint8Array, c: Classification, sectorSize: number): Promise<PartitionTable> {
+  const sector0 = await readChecked(src, 0, sectorSize, 'MBR');
+  let m;
+  try {
+    m = await readMbr(src, sector0, sectorSize);
+  } catch (e) {
+    // A FAT boot sector whose boot code happens to pass for a table: the file system is the sounder reading.
+    if (!(e instanceof GuestError) || c.signature?.family !== 'fat') throw e;
+    const why = `sector 0 is a FAT boot sector whose table area is no sound partition table (${e.message}); read as a FAT volume over the whole disk`;
+    return superfloppy(src, { ...c, warnings: [why] }, sectorSize);
+  }
+  const warnings = [...c.warnings, ...m.warnings, ...staleGpt(head)];
+  return { scheme: 'mbr', partitions: m.partitions, tables: m.tables.build(), warnings, blockSize: sectorSize, diskId: diskSignature(sector0) };
 }
 
 async function gptTable(src: ByteSource, head: Uint8Array, warnings: string[], sectorSize: number): Promise<PartitionTable> {
