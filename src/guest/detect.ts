@@ -7,9 +7,13 @@
  * counted as free. A partition's type byte or GUID is never consulted: a
  * type 0x07 partition may hold NTFS, exFAT or BitLocker, and a type 0x83 one
  * anything at all.
+ *
+ * One check comes before the readers: a volume that dresses as a readable
+ * file system over encrypted content (BitLocker To Go's FAT boot sector) is
+ * never handed to a reader, whose free map would call ciphertext free.
  */
 import { PROBE_BYTES, READERS, type VolumeReader } from './readers.js';
-import { recognise } from './signatures.js';
+import { disguisedVolume, recognise } from './signatures.js';
 import { readChecked, type ByteSource } from './source.js';
 import type { UnknownVolume, Volume } from './volume.js';
 
@@ -26,6 +30,8 @@ export function readHead(src: ByteSource): Promise<Uint8Array> {
 
 /** Decides from the volume's first bytes who reads it. Pure. */
 export function detect(head: Uint8Array, size: number, readers: readonly VolumeReader[] = READERS): Detection {
+  const disguised = disguisedVolume(head);
+  if (disguised) return { reader: null, name: disguised };
   for (const reader of readers) if (reader.probe(head, size)) return { reader };
   const sig = recognise(head);
   if (!sig) return { reader: null, name: 'unrecognised' };

@@ -173,12 +173,35 @@ export function looksLikeMbr(b: Uint8Array): boolean {
 
 // ---------------------------------------------------------------- everything
 
-/** Signatures checked by a fixed offset and text, in order. */
+/** BitLocker's identifier GUID 4967d63b-2e29-4ad8-8399-f6a339e3d001, as stored (mixed-endian). */
+const BITLOCKER_GUID = [0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01];
+
+/**
+ * A volume that dresses as a file system vhdtool reads but is not one:
+ * BitLocker To Go presents a FAT boot sector ("MSWIN4.1", a sane BPB) over
+ * ciphertext, marked only by BitLocker's GUID in the boot sector (at 424; a
+ * fixed drive has it at 160 after "-FVE-FS-"). Its "free clusters" are
+ * encrypted data, so no reader may claim it: detect.ts asks this first.
+ */
+export function disguisedVolume(head: Uint8Array): string | null {
+  if (hasAscii(head, 3, '-FVE-FS-')) return 'BitLocker';
+  const end = Math.min(head.length, 512) - BITLOCKER_GUID.length;
+  outer: for (let at = 0; at <= end; at++) {
+    for (let i = 0; i < BITLOCKER_GUID.length; i++) if (head[at + i] !== BITLOCKER_GUID[i]) continue outer;
+    return 'BitLocker';
+  }
+  return null;
+}
+
+/** Boot sectors named at byte 3 (their boot code fills the MBR's table area). */
+const NAMED_AT_3: Array<[string, SignatureFamily, string]> = [
+  ['NTFS    ', 'ntfs', 'NTFS'],
+  ['EXFAT   ', 'other', 'exFAT'],
+  ['ReFS\0', 'other', 'ReFS'],
+];
+
+/** Other signatures checked by a fixed offset and text, in order. */
 const FIXED: Array<[number, string, SignatureFamily, string]> = [
-  [3, 'NTFS    ', 'ntfs', 'NTFS'],
-  [3, '-FVE-FS-', 'other', 'BitLocker'],
-  [3, 'EXFAT   ', 'other', 'exFAT'],
-  [3, 'ReFS\0', 'other', 'ReFS'],
   [0, 'XFSB', 'other', 'XFS'],
   [0x10040, '_BHRfS_M', 'other', 'btrfs'],
   [32, 'NXSB', 'other', 'APFS'],
@@ -191,7 +214,9 @@ const FIXED: Array<[number, string, SignatureFamily, string]> = [
  * file systems first (their sector ends in 55 AA like an MBR), tables last.
  */
 export function recognise(head: Uint8Array): Signature | null {
-  for (const [off, text, family, name] of FIXED.slice(0, 4)) if (hasAscii(head, off, text)) return { family, name };
+  const disguised = disguisedVolume(head);
+  if (disguised) return { family: 'other', name: disguised };
+  for (const [text, family, name] of NAMED_AT_3) if (hasAscii(head, 3, text)) return { family, name };
   const fat = fatBootSector(head);
   if (fat) return { family: 'fat', name: fat.kind.toUpperCase() };
   if (hasAscii(head, 0, 'LUKS\xba\xbe')) return { family: 'other', name: luksName(head) };
@@ -200,7 +225,7 @@ export function recognise(head: Uint8Array): Signature | null {
   if (ext) return { family: 'ext', name: ext };
   const swap = swapMagic(head);
   if (swap) return { family: 'swap', name: swap.suspend ? 'Linux swap (hibernation image)' : 'Linux swap' };
-  for (const [off, text, family, name] of FIXED.slice(4)) if (hasAscii(head, off, text)) return { family, name };
+  for (const [off, text, family, name] of FIXED) if (hasAscii(head, off, text)) return { family, name };
   if (hfsPlus(head)) return { family: 'other', name: 'HFS+' };
   if (mdRaid(head)) return { family: 'other', name: 'Linux RAID member (md)' };
   if (zfsLabel(head)) return { family: 'other', name: 'ZFS' };

@@ -174,6 +174,21 @@ describe('names of what no tool here makes (signatures from the formats\' docume
     });
   }
 
+  it.skipIf(!HAVE_MKFS_FAT)('BitLocker To Go (a FAT boot sector over ciphertext, marked by BitLocker\'s GUID at 424) is never handed to a reader', async () => {
+    const f = made(40 * MiB, 'mkfs.fat', ['-F', '32', '-s', '1']);
+    const src = fileByteSource(f);
+    try {
+      const head = await src.read(0, PROBE_BYTES);
+      const fatReader: VolumeReader = { name: 'fat', probe: (h) => recognise(h)?.family === 'fat', open: () => Promise.reject(new Error('opened')) };
+      expect(detect(head, src.size, [fatReader]).reader).toBe(fatReader);
+      head.set([0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01], 424);
+      expect(detect(head, src.size, [fatReader])).toEqual({ reader: null, name: 'BitLocker' });
+      expect(recognise(head)).toEqual({ family: 'other', name: 'BitLocker' });
+    } finally {
+      src.close();
+    }
+  });
+
   it('a table sector whose boot code starts with a jump but has no BIOS parameter block is a table, not FAT', () => {
     const mbr = mbrSector([{ type: 0x0c, lba: 2048, sectors: 100 }]);
     expect(recognise(mbr)).toEqual({ family: 'table', name: 'MBR partition table' });

@@ -118,5 +118,8 @@ describe('FAT boot sector or MBR', () => {
     ntfs.set(mbrSector([{ type: 0x07, lba: 63, sectors: 100 }]));
     ntfs.set(new TextEncoder().encode('NTFS    '), 3);
     expect(classify(ntfs)).toMatchObject({ layout: 'superfloppy', signature: { family: 'ntfs' } });
+    const togo = new Uint8Array(8192);
+    togo.set([0x3b, 0xd6, 0x67, 0x49, 0x29, 0x2e, 0xd8, 0x4a, 0x83, 0x99, 0xf6, 0xa3, 0x39, 0xe3, 0xd0, 0x01], 424);
+    expect(classify(togo)).toMatchObject({ layout: 'superfloppy', signature: { name: 'BitLocker' } });
   });
 });
