@@ -3,8 +3,8 @@
  *
  * Sector 0 decides, in this order:
  *  1. A boot sector of a file system that covers the whole disk (NTFS,
- *     BitLocker, exFAT, ReFS by the name at byte 3; FAT by a sane BIOS
- *     parameter block): a superfloppy, scheme 'none', one partition over the
+ *     BitLocker, exFAT, ReFS by the name at byte 3; BitLocker To Go by its
+ *     GUID; FAT by a sane BIOS parameter block): a superfloppy, scheme 'none', one partition over the
  *     whole disk. A FAT boot sector and an MBR both end in 55 AA; FAT wins
  *     unless sector 0 also carries a sound table whose partitions start
  *     after sector 0 (mkfs.fat --mbr writes a fake entry starting at 0).
