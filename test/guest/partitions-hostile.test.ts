@@ -304,3 +304,14 @@ describe('damaged and hostile GPT', () => {
     expect(t.tables.last).toBe(64 * MiB);
   });
 });
+
+describe('CRC-32', () => {
+  it('the portable CRC-32 (for Node before 20.15) gives the check value and agrees with the native one', async () => {
+    const { crc32, portableCrc32 } = await import('../../src/guest/partitions/crc32.js');
+    const check = new TextEncoder().encode('123456789');
+    expect(portableCrc32(check)).toBe(0xcbf43926);
+    expect(crc32(check)).toBe(0xcbf43926);
+    const data = Uint8Array.from({ length: 70000 }, (_, i) => (i * 2654435761) >>> 24);
+    expect(portableCrc32(data)).toBe(crc32(data));
+  });
+});
