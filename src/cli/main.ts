@@ -166,9 +166,10 @@ const HAS_LENIENT = new Set(['info', 'cat']);
 /** What the user can do about an error, when the command offers it. */
 export function hintFor(err: VhdToolError, command: string | undefined): string | null {
   if (command === undefined) return null;
-  if (err.code === 'PARENT_NOT_FOUND' && HAS_PARENT.has(command)) return 'use --parent PATH to name the parent';
-  if (err.code === 'PARENT_NOT_FOUND' && command === 'compare') return 'use --parent-a PATH or --parent-b PATH to name the parent';
-  if (err.code === 'BAD_CHECKSUM' && HAS_LENIENT.has(command)) return '--lenient reads past it (forensics)';
+  if (err.code === 'PARENT_NOT_FOUND' && HAS_PARENT.has(command)) return 'hint: use --parent PATH to name the parent';
+  if (err.code === 'PARENT_NOT_FOUND' && command === 'compare') return 'hint: use --parent-a PATH or --parent-b PATH to name the parent';
+  if (err.code === 'BAD_CHECKSUM' && HAS_LENIENT.has(command)) return 'hint: --lenient reads past it, for forensics';
+  if (err.code === 'BAD_FORMAT' && HAS_LENIENT.has(command) && err.message.includes('the copy at offset 0 is intact')) return 'hint: --lenient reads with the copy, for forensics';
   return null;
 }
 
