@@ -13,7 +13,7 @@ function parseDepth(v: string): number {
 
 function parseMinReclaim(v: string): number {
   const n = parseSize(v);
-  if (!Number.isSafeInteger(n) || n > MAX_MIN_RECLAIM) throw new InvalidArgumentError('is more than any VHD holds (at most 2040 GiB)');
+  if (!Number.isSafeInteger(n) || n > MAX_MIN_RECLAIM) throw new InvalidArgumentError('must be at most 2040G (no VHD holds more)');
   return n;
 }
 
