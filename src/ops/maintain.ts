@@ -460,7 +460,6 @@ class FamilyRun {
         await this.ctx.fs.syncDir(path.dirname(m.disk.realPath)).catch(() => undefined);
       }
       detach(m);
-      this.ctx.progress.advance(m.disk.size);
       this.act({ action: 'remove-orphan', disk: m.disk.path, dryRun: this.ctx.dryRun, bytesBefore: m.disk.size, durationMs: Date.now() - t0 });
     });
   }

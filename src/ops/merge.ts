@@ -64,11 +64,14 @@ export interface MergeResult {
 
 export async function merge(childPath: string, parentPath: string, outPath: string, opts: MergeOptions = {}): Promise<MergeResult> {
   // PARENT is an argument, not a locator to try: a missing one is "not found" (exit 3), like a missing CHILD.
+  let st;
   try {
-    await (opts.fs ?? nodeFileSystem).stat(parentPath);
+    st = await (opts.fs ?? nodeFileSystem).stat(parentPath);
   } catch (e) {
     throw fromSystemError(e, parentPath, false);
   }
+  if (st.isDirectory) throw new VhdToolError('NOT_A_FILE', 'is a directory, not a VHD file', parentPath);
+  if (!st.isFile) throw new VhdToolError('NOT_A_FILE', 'is not a regular file', parentPath);
   return withChain(childPath, parentPath, opts, async (chain, ctx) => {
     const layers = chain.layersLeafFirst;
     const child = layers[0];
