@@ -1,7 +1,12 @@
 /**
  * Generates the sample chain bundled in fixtures/sample/ (used by `npm start`).
  * Deterministic: fixed UUIDs, time stamps and data. Run: `npm run sample`
- * (or `node dist/scripts/make-sample.js DIR` to write elsewhere).
+ * (or `npm run sample -- DIR` to write elsewhere).
+ *
+ * It never deletes what it did not write: DIR must be empty, new, or hold
+ * nothing but an earlier sample chain (base.vhd and child.vhd with the
+ * sample's UUIDs), which is replaced file by file, atomically. Anything else
+ * in DIR: refused (exit 6), nothing written.
  *
  * base.vhd   dynamic, 32 MiB virtual, 512 KiB blocks, ~3 MiB written.
  * child.vhd  differencing over base.vhd, as a guest leaves it: new data,
@@ -9,10 +14,11 @@
  *            zeros over data (real data that must stay), and a block that
  *            holds nothing but copies of the parent.
  */
-import { rmSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nodeFileSystem } from '../src/io/fsys.js';
+import { openVhd } from '../src/vhd/image.js';
 import { writeSynthChain, type SynthLayer } from '../src/synth/build.js';
 import { encodeUtf16Le, type Uuid } from '../src/format/index.js';
 import { patternBytes as pattern } from '../src/synth/random.js';
@@ -52,7 +58,37 @@ const child: SynthLayer = {
   ],
 };
 
-rmSync(dir, { recursive: true, force: true });
+const NAMES = ['base.vhd', 'child.vhd'];
+
+/** Why DIR may not be written, or null: vhdtool replaces only a sample chain it wrote itself. */
+async function refusal(): Promise<string | null> {
+  if (!existsSync(dir)) return null;
+  if (!statSync(dir).isDirectory()) return 'is not a folder';
+  const foreign: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const i = NAMES.indexOf(name);
+    const uuid = i < 0 ? null : await openVhd(nodeFileSystem, path.join(dir, name)).then(async (v) => { await v.close(); return v.meta.footer.uniqueId; }, () => null);
+    if (i < 0 || uuid !== [base, child][i].uniqueId) foreign.push(name);
+  }
+  if (!foreign.length) return null;
+  const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : '');
+  return `is not empty (it holds ${shown}); vhdtool never deletes what it did not write: name an empty or new folder`;
+}
+
+const why = await refusal();
+if (why) {
+  process.stderr.write(`make-sample: ${dir}: ${why}\n`);
+  process.exit(6);
+}
 mkdirSync(dir, { recursive: true });
-await writeSynthChain(nodeFileSystem, dir, [base, child], ['base.vhd', 'child.vhd']);
+// Written whole beside their final names, then renamed over them: an interrupted run leaves the old pair.
+const work = path.join(dir, `.vhdtool-sample-${process.pid}`);
+mkdirSync(work);
+try {
+  await writeSynthChain(nodeFileSystem, work, [base, child], NAMES);
+  for (const n of NAMES) renameSync(path.join(work, n), path.join(dir, n));
+  rmdirSync(work);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
 console.log(`wrote ${path.join(dir, 'base.vhd')} and ${path.join(dir, 'child.vhd')}`);

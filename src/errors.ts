@@ -91,6 +91,20 @@ export function displaySafe(s: string): string {
   });
 }
 
+/**
+ * Eight bytes of a cookie (or any short latin-1 field) as text: printable
+ * ASCII as it is, every other byte as \xNN, in double quotes: "conectix",
+ * "cxspar\x00\x00", "\x1ey\xd2\xa7\x8b\x0f\xd0o".
+ */
+export function asText(s: string): string {
+  let out = '';
+  for (const c of s) {
+    const n = c.charCodeAt(0);
+    out += n >= 0x20 && n < 0x7f && c !== '"' && c !== '\\' ? c : `\\x${n.toString(16).padStart(2, '0')}`;
+  }
+  return `"${out}"`;
+}
+
 /** Format violations found while decoding a file. */
 export class FormatError extends VhdToolError {
   constructor(message: string, path?: string, code: 'BAD_FORMAT' | 'BAD_CHECKSUM' | 'TRUNCATED' | 'UNSUPPORTED' = 'BAD_FORMAT', data: Record<string, unknown> = {}) {

@@ -4,10 +4,14 @@
  * prints (the README gives their shapes); reading a chain's guest-visible
  * content; the typed errors with their exit codes; and the pure VHD codecs.
  *
- * Every operation takes `fs` (a FileSystem; default: the real one),
- * `threads`, `progress` and `signal` where it applies.
+ * Every operation is called the same way: its path(s), then one options
+ * object: `info(path, o)`, `check(path, o)`, `compact(path, o)`,
+ * `merge(child, parent, out, o)`, `convert(path, out, o)`, `compare(a, b, o)`,
+ * `maintain(roots, o)`. The options take `fs` (a FileSystem; default: the
+ * real one), `threads`, `progress` and `signal` where they apply.
  */
 export { info, type InfoOptions, type InfoResult, type ChainEntry } from './ops/info.js';
+export { check, type CheckDiskOptions } from './ops/check.js';
 export { checkDisk, describeCheck, type CheckOptions, type CheckReport } from './check/check.js';
 export { compact, type CompactOptions, type CompactResult } from './ops/compact.js';
 export { merge, convert, type MergeOptions, type ConvertOptions, type MergeResult } from './ops/merge.js';

@@ -16,6 +16,8 @@ export const DEFAULT_MAX_DEPTH = 128;
 export interface OpenChainOptions {
   /** Path of the leaf's parent, overriding locators and the parent name. */
   parent?: string;
+  /** How messages name where `parent` came from (default "--parent"; merge says "PARENT argument"). */
+  parentSource?: string;
   mode?: OpenMode;
   /** Mode for the leaf only (default: `mode`). */
   leafMode?: OpenMode;
@@ -42,7 +44,7 @@ export async function openChain(fs: FileSystem, leafPath: string, opts: OpenChai
       }
       const want = child.meta.header!.parentUniqueId!;
       const candidates: Candidate[] = layers.length === 1 && opts.parent !== undefined
-        ? [{ path: path.resolve(opts.parent), source: '--parent' }]
+        ? [{ path: path.resolve(opts.parent), source: opts.parentSource ?? '--parent' }]
         : parentCandidates(child.path, child.meta.locators, child.meta.header!.parentUnicodeName);
       if (opts.extraCandidates && !(layers.length === 1 && opts.parent !== undefined)) {
         for (const p of opts.extraCandidates(want)) {

@@ -12,7 +12,7 @@ import {
 import { readAt, type FileSystem } from '../io/fsys.js';
 import { openChain } from '../chain/openChain.js';
 import { baseName } from '../chain/candidates.js';
-import { openVhd, type Vhd, type VhdMeta } from '../vhd/image.js';
+import { earlierIssues, openVhd, type Vhd, type VhdMeta } from '../vhd/image.js';
 import { IssueList, type Issue } from '../vhd/issues.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import { findDirtyUnsetSectors } from './unset.js';
@@ -40,7 +40,8 @@ export async function checkDisk(fs: FileSystem, file: string, runner: TaskRunner
     vhd = await openVhd(fs, file, { mode: 'collect' });
   } catch (e) {
     if (e instanceof VhdToolError && (e.code === 'BAD_FORMAT' || e.code === 'BAD_CHECKSUM' || e.code === 'TRUNCATED' || e.code === 'UNSUPPORTED')) {
-      return { path: file, type: null, ok: false, errors: [{ severity: 'error', rule: 'structure', message: e.message }], warnings: [], parents: [] };
+      // What was found before the structure became unreadable comes first: the first error is the one every command gives.
+      return { path: file, type: null, ok: false, errors: [...earlierIssues(e), { severity: 'error', rule: 'structure', message: e.message }], warnings: [], parents: [] };
     }
     throw e;
   }

@@ -6,8 +6,10 @@ import { spinnerProgress } from './progress.js';
 export interface CliIO {
   out(line: string): void;
   err(line: string): void;
-  /** True when stderr is a terminal (progress is shown). */
+  /** True when stderr is a terminal with a real size (progress is shown; otherwise maintain logs lines). */
   tty: boolean;
+  /** True when standard output is a terminal (cat refuses to write a disk there). */
+  stdoutTty?: boolean;
   signal: AbortSignal;
 }
 

@@ -2,10 +2,9 @@
  * The vhdtool command line. This module alone owns exit codes and the
  * rendering of errors: one line, naming the file, never a stack trace.
  */
-import { unlinkSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ErrorCodes, VhdToolError } from '../errors.js';
-import { liveTemps } from '../io/atomic.js';
+import { removeLiveFilesSync } from '../io/live.js';
 import { closeEarly } from '../parallel/pool.js';
 import type { CliIO } from './context.js';
 import { loadSpinner } from './progress.js';
@@ -73,25 +72,39 @@ function outputConfig(io: CliIO) {
   };
 }
 
+/**
+ * After SIGINT/SIGTERM an operation stops at its next unit of work; one that
+ * has not stopped after this long is stopped here: its temporaries and locks
+ * are removed and the process exits 130.
+ */
+export const INTERRUPT_GRACE_MS = 1500;
+
+/** A terminal with a real size: progress is drawn only there (a 0-column pseudo-terminal would make the spinner loop). */
+export function terminalHasSize(s: { isTTY?: boolean; columns?: number; rows?: number }): boolean {
+  return Boolean(s.isTTY) && (s.columns ?? 0) > 0 && (s.rows ?? 0) > 0;
+}
+
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: string[], io?: Partial<CliIO>): Promise<number> {
   const ac = new AbortController();
   const cli: CliIO = {
     out: io?.out ?? ((l) => process.stdout.write(l + '\n')),
     err: io?.err ?? ((l) => process.stderr.write(l + '\n')),
-    tty: io?.tty ?? Boolean(process.stderr.isTTY),
+    tty: io?.tty ?? terminalHasSize(process.stderr),
+    stdoutTty: io?.stdoutTty ?? Boolean(process.stdout.isTTY),
     signal: io?.signal ?? ac.signal,
   };
   let interrupts = 0;
+  const stopNow = () => {
+    removeLiveFilesSync();
+    process.stderr.write('vhdtool: interrupted; every disk is intact\n');
+    process.exit(ErrorCodes.INTERRUPTED);
+  };
   const onSignal = () => {
     interrupts++;
     ac.abort();
-    if (interrupts > 1) {
-      for (const t of liveTemps) {
-        try { unlinkSync(t); } catch { /* gone */ }
-      }
-      process.exit(ErrorCodes.INTERRUPTED);
-    }
+    if (interrupts > 1) stopNow();
+    else setTimeout(stopNow, INTERRUPT_GRACE_MS).unref();
   };
   const installSignals = !io;
   if (installSignals) {
@@ -104,9 +117,19 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   if (cli.tty && !wantsJson) await loadSpinner();
   try {
     const program = await buildProgram(cli, (c) => { code = c; }, argv);
+    if (argv.length <= 2) {
+      // No command: the help, on standard error (it is not the output of anything), and bad usage.
+      program.outputHelp({ error: true });
+      return ErrorCodes.USAGE;
+    }
     await program.parseAsync(argv);
+    if (cli.signal.aborted && code !== ErrorCodes.INTERRUPTED) {
+      // Finished despite the signal: it did its work, but the caller asked it to stop.
+      cli.err('vhdtool: interrupted');
+      code = ErrorCodes.INTERRUPTED;
+    }
   } catch (e) {
-    code = report(cli, e, wantsJson);
+    code = report(cli, e, wantsJson, argv[2]);
   } finally {
     // Threads started ahead (cli/prestart.ts) that the command never took over.
     await closeEarly();
@@ -130,16 +153,28 @@ export const EXIT_PIPE = 141;
 function installPipeHandlers(): void {
   if (process.stdout.listenerCount('error') === 0) {
     process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-      for (const t of liveTemps) {
-        try { unlinkSync(t); } catch { /* gone */ }
-      }
+      removeLiveFilesSync();
       process.exit(e.code === 'EPIPE' ? EXIT_PIPE : ErrorCodes.WRITE_FAILED);
     });
   }
   if (process.stderr.listenerCount('error') === 0) process.stderr.on('error', () => undefined);
 }
 
-function report(io: CliIO, e: unknown, wantsJson: boolean): number {
+/** Commands that take --parent, and those that take --lenient (for the hints on errors). */
+const HAS_PARENT = new Set(['info', 'check', 'compact', 'convert', 'cat']);
+const HAS_LENIENT = new Set(['info', 'cat']);
+
+/** What the user can do about an error, when the command offers it. */
+export function hintFor(err: VhdToolError, command: string | undefined): string | null {
+  if (command === undefined) return null;
+  if (err.code === 'PARENT_NOT_FOUND' && HAS_PARENT.has(command)) return 'hint: use --parent PATH to name the parent';
+  if (err.code === 'PARENT_NOT_FOUND' && command === 'compare') return 'hint: use --parent-a PATH or --parent-b PATH to name the parent';
+  if (err.code === 'BAD_CHECKSUM' && HAS_LENIENT.has(command)) return 'hint: --lenient reads past it, for forensics';
+  if (err.code === 'BAD_FORMAT' && HAS_LENIENT.has(command) && err.message.includes('the copy at offset 0 is intact')) return 'hint: --lenient reads with the copy, for forensics';
+  return null;
+}
+
+function report(io: CliIO, e: unknown, wantsJson: boolean, command?: string): number {
   if (e instanceof CommanderError) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') return 0;
     // commander has already printed its one-line message.
@@ -155,8 +190,9 @@ function report(io: CliIO, e: unknown, wantsJson: boolean): number {
     err = new VhdToolError('INTERNAL', `internal error: ${msg} (please report this; set VHDTOOL_DEBUG=1 for details)`);
     if (process.env.VHDTOOL_DEBUG) io.err(String(e instanceof Error ? e.stack : e));
   }
+  const hint = hintFor(err, command);
   if (err.code === 'INTERRUPTED') io.err('vhdtool: interrupted; nothing was changed');
-  else io.err(`vhdtool: ${err.line}`);
-  if (wantsJson) io.out(JSON.stringify({ error: err.toJSON() }, null, 2));
+  else io.err(`vhdtool: ${err.line}${hint ? ` (${hint})` : ''}`);
+  if (wantsJson) io.out(JSON.stringify({ error: hint ? { ...err.toJSON(), hint } : err.toJSON() }, null, 2));
   return err.exitCode;
 }

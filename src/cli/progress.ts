@@ -47,7 +47,9 @@ export function spinnerProgress(enabled: boolean): ProgressSink {
       total = t;
       done = 0;
       t0 = Date.now();
-      spinner = oraFactory ? oraFactory({ text: `${l}…`, stream: process.stderr, discardStdin: false }).start() : null;
+      // ora redraws by counting lines over the terminal width: with no width it would never stop.
+      const sized = (process.stderr.columns ?? 0) > 0 && (process.stderr.rows ?? 0) > 0;
+      spinner = oraFactory && sized ? oraFactory({ text: `${l}…`, stream: process.stderr, discardStdin: false }).start() : null;
     },
     advance(n) {
       done += n;

@@ -16,7 +16,7 @@ import type { ProgressSink } from '../progress.js';
 import { locatorSlot, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import { DigestLog } from './digestLog.js';
-import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
+import { rewriteTotalBytes, runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
 import { ContentVerifier, verifyStructure } from './verify.js';
 
 export interface OutputPlan {
@@ -50,7 +50,7 @@ export function plannedSize(plan: OutputPlan, blocksStored: number): number {
 
 /** Counts what a rewrite would keep, reading and comparing but writing nothing. */
 export async function dryRunRewrite(ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan): Promise<{ stats: RewriteStats; size: number }> {
-  ctx.progress.start('comparing', spec.virtualSize);
+  ctx.progress.start('comparing', rewriteTotalBytes(spec));
   try {
     const stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, bitmapBytes: bitmapBytes(spec.blockSize) }, { progress: ctx.progress, signal: ctx.signal });
     return { stats, size: plannedSize(plan, stats.blocksStored) };
@@ -79,7 +79,7 @@ export async function writeRewrite(
   let written: { footer: Footer; bat?: SparseWriter['bat']; header?: DynamicHeader } | null = null;
   let published = true;
   await writeAtomically(ctx.fs, target, async (file, temp) => {
-    ctx.progress.start('writing', spec.virtualSize);
+    ctx.progress.start('writing', rewriteTotalBytes(spec));
     const verifier = new ContentVerifier(temp, ctx.runner, spec, resolver);
     const record = { bitmaps, verifier };
     try {

@@ -3,6 +3,9 @@
  * old file or the new one whole, never a mix:
  *
  *   1. create `.<name>.vhdtool-<pid>-<random>.tmp` beside the target (O_EXCL);
+ *      when it replaces a file, give it that file's owner, group, mode and
+ *      extended attributes now, before a byte is written, and read them back:
+ *      if any did not carry over, refuse (nothing is written);
  *   2. write it and fsync it; meanwhile verify it (re-open it and check
  *      it against the plan: the bytes re-read are the ones fsync writes);
  *   3. close it once both succeeded;
@@ -10,18 +13,22 @@
  *      name and unlink the temporary (no-clobber);
  *   5. fsync the directory.
  *
+ * Before the rename the temporary's attributes are checked once more, so a
+ * crash can never leave a published file with the wrong owner or mode.
+ *
  * On any failure the temporary is removed and the target is untouched. A
  * temporary left by a killed process is removed by `cleanStaleTemps` on the
  * next run that touches the same target.
  */
 import * as path from 'node:path';
 import { VhdToolError, fromSystemError } from '../errors.js';
-import type { FileSystem, RandomAccessFile } from './fsys.js';
+import type { FileAttributes, FileSystem, RandomAccessFile } from './fsys.js';
+import { liveTemps } from './live.js';
+import { XattrError } from './xattr.js';
+
+export { liveTemps };
 
 const TEMP_RE = /^\.(.+)\.vhdtool-(\d+)-([0-9a-z]+)\.tmp$/;
-
-/** Temporary files currently being written by this process (removed on SIGINT/SIGTERM). */
-export const liveTemps = new Set<string>();
 
 export function tempNameFor(target: string): string {
   const rnd = Math.random().toString(36).slice(2, 10);
@@ -87,9 +94,12 @@ export async function cleanStaleTemps(fs: FileSystem, target: string): Promise<s
 }
 
 export interface AtomicOptions {
-  /** Replace an existing target (rename); otherwise refuse to clobber (link + unlink). */
+  /**
+   * Replace an existing target (rename); otherwise refuse to clobber (link + unlink).
+   * A replaced target's owner, group, mode and extended attributes are kept.
+   */
   replace: boolean;
-  /** Permission bits for the new file. */
+  /** Permission bits for a new file (a replaced one keeps its own). */
   mode?: number;
   /** Checks the fsynced temporary before it is published; throw to abort. */
   verify?: (tempPath: string) => Promise<void>;
@@ -105,14 +115,17 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
   const temp = tempNameFor(target);
   let file: RandomAccessFile | null = null;
   let published = false;
+  const keep = opts.replace ? await attributesToKeep(fs, target) : null;
   liveTemps.add(temp);
   try {
     try {
-      file = await fs.createExclusive(temp, opts.mode ?? 0o644);
+      // Private until it has the replaced file's attributes.
+      file = await fs.createExclusive(temp, keep ? 0o600 : opts.mode ?? 0o644);
     } catch (e) {
       // Name the file the user asked for, not a temporary that does not exist.
       throw fromSystemError(e, target, true);
     }
+    if (keep) await giveAttributes(fs, temp, keep, target);
     let result: T;
     try {
       result = await produce(file, temp);
@@ -138,6 +151,8 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
       throw fromSystemError(e, target, true);
     }
     if (opts.shouldPublish && !(await opts.shouldPublish())) return result;
+    // A write may have cleared setuid bits or a capability: what is published must be what was there.
+    if (keep) await checkAttributes(fs, temp, keep, target, 'after writing');
     try {
       if (opts.replace) {
         await fs.rename(temp, target);
@@ -166,4 +181,62 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     }
     liveTemps.delete(temp);
   }
+}
+
+/** The attributes of the file `target` names, or null when there is none (a new file). */
+async function attributesToKeep(fs: FileSystem, target: string): Promise<FileAttributes | null> {
+  try {
+    await fs.stat(target);
+  } catch {
+    return null;
+  }
+  try {
+    return await fs.getAttributes(target);
+  } catch (e) {
+    if (e instanceof XattrError) {
+      throw new VhdToolError('REFUSED', `cannot read its extended attributes, so the new file could not keep them: ${e.message}; nothing was changed`, target);
+    }
+    throw fromSystemError(e, target, false);
+  }
+}
+
+async function giveAttributes(fs: FileSystem, temp: string, keep: FileAttributes, target: string): Promise<void> {
+  try {
+    await fs.setAttributes(temp, keep);
+  } catch (e) {
+    if (e instanceof XattrError) {
+      throw new VhdToolError('REFUSED', `the new file cannot be given the extended attributes of the original (${e.message}); nothing was changed`, target);
+    }
+    const err = fromSystemError(e, target, true);
+    throw new VhdToolError(err.code, `the new file cannot be given the owner ${keep.uid}:${keep.gid}, mode ${keep.mode.toString(8).padStart(4, '0')} and extended attributes of the original (${err.message}); nothing was changed`, target, err.data);
+  }
+  await checkAttributes(fs, temp, keep, target, 'before writing');
+}
+
+/** Refuses when the temporary's attributes are not exactly `keep`. */
+async function checkAttributes(fs: FileSystem, temp: string, keep: FileAttributes, target: string, when: string): Promise<void> {
+  let got: FileAttributes;
+  try {
+    got = await fs.getAttributes(temp);
+  } catch (e) {
+    if (e instanceof XattrError) throw new VhdToolError('REFUSED', `cannot read back the attributes of the new file (${e.message}); nothing was changed`, target);
+    throw fromSystemError(e, target, true);
+  }
+  const diff = attributeDifference(keep, got);
+  if (diff) throw new VhdToolError('REFUSED', `the new file would not keep the original's ${diff} (${when}; the file system does not carry it over); nothing was changed`, target);
+}
+
+/**
+ * What of `want` the file does not have, in words, or null. Attributes the new
+ * file has in addition (a label or an ACL the folder gives every new file)
+ * lose nothing and are not counted.
+ */
+export function attributeDifference(want: FileAttributes, got: FileAttributes): string | null {
+  const diffs: string[] = [];
+  if (want.uid !== got.uid || want.gid !== got.gid) diffs.push(`owner ${want.uid}:${want.gid} (got ${got.uid}:${got.gid})`);
+  if (want.mode !== got.mode) diffs.push(`mode ${want.mode.toString(8).padStart(4, '0')} (got ${got.mode.toString(8).padStart(4, '0')})`);
+  const have = new Map(got.xattrs.map((x) => [x.name, x.hex]));
+  const missing = want.xattrs.filter((x) => have.get(x.name) !== x.hex).map((x) => x.name);
+  if (missing.length) diffs.push(`extended attribute${missing.length === 1 ? '' : 's'} ${missing.join(', ')}`);
+  return diffs.length ? diffs.join(', ') : null;
 }

@@ -10,12 +10,12 @@
  * failing reads here would only cover half of them).
  */
 import type { Dirent } from 'node:fs';
-import type { FileStat, FileSystem, RandomAccessFile } from './fsys.js';
+import type { FileAttributes, FileStat, FileSystem, RandomAccessFile } from './fsys.js';
 
 /** Operations that can be failed. `write` counts write() and writev() calls. */
-export type FaultKind = 'create' | 'write' | 'sync' | 'truncate' | 'close' | 'rename' | 'link' | 'unlink' | 'syncDir' | 'mkdir';
+export type FaultKind = 'create' | 'write' | 'sync' | 'truncate' | 'close' | 'rename' | 'link' | 'unlink' | 'syncDir' | 'mkdir' | 'setAttributes';
 
-export const FAULT_KINDS: readonly FaultKind[] = ['create', 'write', 'sync', 'truncate', 'close', 'rename', 'link', 'unlink', 'syncDir', 'mkdir'];
+export const FAULT_KINDS: readonly FaultKind[] = ['create', 'write', 'sync', 'truncate', 'close', 'rename', 'link', 'unlink', 'syncDir', 'mkdir', 'setAttributes'];
 
 /** Every mutating operation, for plans that count all of them together. */
 export type FaultCounter = FaultKind | 'any';
@@ -60,7 +60,7 @@ export function systemError(errno: FaultErrno, syscall: string, p: string): Node
 export class FaultyFileSystem implements FileSystem {
   /** Operations seen so far, per kind (and `any` for all of them). */
   readonly counts: Record<FaultCounter, number> = {
-    any: 0, create: 0, write: 0, sync: 0, truncate: 0, close: 0, rename: 0, link: 0, unlink: 0, syncDir: 0, mkdir: 0,
+    any: 0, create: 0, write: 0, sync: 0, truncate: 0, close: 0, rename: 0, link: 0, unlink: 0, syncDir: 0, mkdir: 0, setAttributes: 0,
   };
   /** Faults actually thrown. */
   readonly injected: InjectedFault[] = [];
@@ -151,6 +151,15 @@ export class FaultyFileSystem implements FileSystem {
   async mkdir(p: string): Promise<void> {
     this.tick('mkdir', p);
     await this.inner.mkdir(p);
+  }
+
+  getAttributes(p: string): Promise<FileAttributes> {
+    return this.inner.getAttributes(p);
+  }
+
+  async setAttributes(p: string, attrs: FileAttributes): Promise<void> {
+    this.tick('setAttributes', p, 'fchown');
+    await this.inner.setAttributes(p, attrs);
   }
 }
 

@@ -10,6 +10,7 @@ import * as fsp from 'node:fs/promises';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { FormatError } from '../errors.js';
+import { readXattrs, writeXattrs, type Xattr } from './xattr.js';
 
 export interface RandomAccessFile {
   readonly path: string;
@@ -43,6 +44,21 @@ export interface FileStat {
   mode: number;
 }
 
+/**
+ * What a file vhdtool replaces keeps: owner, group, permission bits
+ * (setuid/setgid/sticky included) and every extended attribute.
+ */
+export interface FileAttributes {
+  uid: number;
+  gid: number;
+  /** Permission bits (mode & 0o7777). */
+  mode: number;
+  /** Sorted by name (see io/xattr.ts). */
+  xattrs: Xattr[];
+}
+
+export type { Xattr };
+
 export interface FileSystem {
   /** Opens an existing file read-only. */
   openRead(p: string): Promise<RandomAccessFile>;
@@ -61,6 +77,10 @@ export interface FileSystem {
   syncDir(dir: string): Promise<void>;
   readFile(p: string): Promise<Uint8Array>;
   mkdir(p: string): Promise<void>;
+  /** Owner, group, mode and extended attributes of `p` (following a final symbolic link). */
+  getAttributes(p: string): Promise<FileAttributes>;
+  /** Gives the regular file `p` (one this process created) this owner, group, mode and these extended attributes. */
+  setAttributes(p: string, attrs: FileAttributes): Promise<void>;
 }
 
 function toStat(s: fs.Stats): FileStat {
@@ -155,6 +175,22 @@ export const nodeFileSystem: FileSystem = {
   },
   async mkdir(p) {
     await fsp.mkdir(p, { recursive: true });
+  },
+  async getAttributes(p) {
+    const st = await fsp.stat(p);
+    return { uid: st.uid, gid: st.gid, mode: st.mode & 0o7777, xattrs: await readXattrs(p) };
+  },
+  async setAttributes(p, attrs) {
+    // Through a descriptor opened without following a link: the owner and mode go to the file made, nothing else.
+    const fh = await fsp.open(p, fs.constants.O_RDONLY | fs.constants.O_NOFOLLOW);
+    try {
+      await fh.chown(attrs.uid, attrs.gid);
+      // After chown, which clears setuid and setgid; an ACL (an extended attribute) then sets its own mask.
+      await fh.chmod(attrs.mode);
+    } finally {
+      await fh.close();
+    }
+    await writeXattrs(p, attrs.xattrs);
   },
 };
 

@@ -9,6 +9,7 @@ import * as path from 'node:path';
 import { VhdToolError } from '../errors.js';
 import type { FileSystem } from './fsys.js';
 import { removeQuietly } from './atomic.js';
+import { liveLocks } from './live.js';
 
 export interface DiskLock {
   path: string;
@@ -76,7 +77,8 @@ export async function lockDisk(fs: FileSystem, disk: string): Promise<DiskLock> 
       throw new VhdToolError('WRITE_FAILED', `cannot create lock file ${p} (${code ?? 'error'})`, disk, { errno: code ?? null });
     }
     if (created) {
-      return { path: p, release: async () => { await removeQuietly(fs, p); } };
+      liveLocks.add(p);
+      return { path: p, release: async () => { await removeQuietly(fs, p); liveLocks.delete(p); } };
     }
     const owner = await readOwner(fs, p);
     if (owner && (owner.host !== os.hostname() || alive(owner.pid))) {

@@ -163,19 +163,15 @@ export async function readDisk(fs: FileSystem, f: Found, external = false): Prom
   }
   let vhd;
   try {
-    vhd = await openVhd(fs, f.path, { mode: 'collect' });
+    // The one validation path every command uses, in the same (strict) mode: a damaged file gets the
+    // diagnosis `info` and `compact` give it, the first problem found.
+    vhd = await openVhd(fs, f.path, { mode: 'strict' });
   } catch (e) {
     const err = e instanceof VhdToolError ? e : fromSystemError(e, f.path, false);
     return fail(err.code, err.message, await rawUuid(fs, f.path));
   }
   try {
-    const meta = vhd.meta;
-    const errors = meta.issues.filter((i) => i.severity === 'error');
-    if (errors.length) {
-      const code: ErrorCode = errors.some((i) => i.rule.includes('checksum')) ? 'BAD_CHECKSUM' : 'BAD_FORMAT';
-      return fail(code, errors.map((i) => i.message).join('; '), meta.footer.uniqueId);
-    }
-    return { ok: true, disk: diskInfoOf(meta, { ...f, realPath, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs }, external) };
+    return { ok: true, disk: diskInfoOf(vhd.meta, { ...f, realPath, dev: st.dev, ino: st.ino, mtimeMs: st.mtimeMs }, external) };
   } finally {
     await vhd.close().catch(() => undefined);
   }

@@ -5,6 +5,7 @@
 import { ErrorCodes, type ErrorCode } from '../errors.js';
 import type { DiskType } from '../format/index.js';
 import type { Shard } from './shard.js';
+import { plural } from '../plural.js';
 
 export const REPORT_VERSION = 1;
 
@@ -209,37 +210,50 @@ function fmt(n: number): string {
   return `${n} B`;
 }
 
-/** The human summary: one line per family that did something or has a problem, then totals. */
+/** One action in words, without the disk's path: "compacted: 3.53 MiB -> 1.51 MiB, reclaimed 2.02 MiB". */
+export function describeAction(a: ActionReport): string {
+  const dry = a.dryRun;
+  switch (a.action) {
+    case 'compact':
+      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}`;
+    case 'coalesce':
+      return `${dry ? 'would shorten' : 'shortened'}: coalesced with its parent ${a.parent}; ${a.newParent ? `now over ${a.newParent}` : 'now standalone'}`;
+    case 'remove-orphan':
+      return `${dry ? 'would remove' : 'removed'}: a layer shortening left unused (${fmt(a.bytesBefore ?? 0)})`;
+  }
+}
+
+/** Skips that say nothing new in the summary: the family's error already says why, or the dry run will coalesce first. */
+const QUIET_SKIPS = new Set<SkipReason>(['chain-broken', 'rewritten']);
+
+/**
+ * The human summary: every disk acted on, skipped or failed on, with the
+ * reason, family by family; then the unreadable files, and the totals.
+ */
 export function renderHuman(r: MaintainReport, verbose = false): string[] {
   const out: string[] = [];
   const s = r.summary;
-  const shard = r.shard.count > 1 ? `, shard ${r.shard.index}/${r.shard.count}: ${s.chainsInShard} of ${s.chains} chain families` : '';
-  out.push(`vhdtool maintain${r.dryRun ? ' (dry run)' : ''}: ${s.disksFound} disk file(s) in ${s.chains} chain famil${s.chains === 1 ? 'y' : 'ies'}${shard}; discovery ${(s.discoveryMs / 1000).toFixed(2)} s`);
+  const shard = r.shard.count > 1 ? `, shard ${r.shard.index}/${r.shard.count}: ${plural(s.chainsInShard, 'chain family', 'chain families')} of ${s.chains}` : '';
+  out.push(`vhdtool maintain${r.dryRun ? ' (dry run)' : ''}: ${plural(s.disksFound, 'disk file')} in ${plural(s.chains, 'chain family', 'chain families')}${shard}; discovery ${(s.discoveryMs / 1000).toFixed(2)} s`);
   for (const c of r.chains) {
-    const parts: string[] = [];
-    const n = (k: ActionReport['action']) => c.actions.filter((a) => a.action === k).length;
-    if (n('coalesce')) parts.push(`${r.dryRun ? 'would coalesce' : 'coalesced'} ${n('coalesce')} layer(s)`);
-    if (n('remove-orphan')) parts.push(`${r.dryRun ? 'would remove' : 'removed'} ${n('remove-orphan')} unused layer(s)`);
-    if (n('compact')) parts.push(r.dryRun ? `would compact ${n('compact')} disk(s), reclaiming ${fmt(c.bytesReclaimable)}` : `compacted ${n('compact')} disk(s), reclaimed ${fmt(c.bytesReclaimed)}`);
-    const skipped = c.disks.filter((d) => d.skip && !['below-threshold', 'external', 'fixed', 'chain-broken', 'rewritten'].includes(d.skip.reason));
-    for (const d of skipped) parts.push(`skipped ${d.path} (${d.skip!.reason})`);
-    if (c.skip) parts.push(`skipped: ${c.skip.message}`);
-    if (c.removedTemporaries.length) parts.push(`removed ${c.removedTemporaries.length} temporary file(s) of a killed run`);
-    const head = `  ${c.base.path} (${c.disks.length} disk${c.disks.length === 1 ? '' : 's'})`;
-    if (c.status === 'failed') {
-      out.push(`${head}: FAILED${parts.length ? `; ${parts.join('; ')}` : ''}`);
-      for (const e of c.errors) out.push(`    ${e.path}: ${e.message}`);
-    } else if (parts.length || verbose) {
-      out.push(`${head}: ${parts.length ? parts.join('; ') : 'nothing to do'}`);
-    }
+    const lines: string[] = [];
+    for (const a of c.actions) lines.push(`    ${a.disk}: ${describeAction(a)}`);
+    for (const d of c.disks) if (d.skip && !QUIET_SKIPS.has(d.skip.reason)) lines.push(`    ${d.path}: skipped (${d.skip.reason}): ${d.skip.message}`);
+    for (const e of c.errors) lines.push(`    ${e.path}: FAILED (${e.during}): ${e.message}`);
+    if (c.skip) lines.push(`    skipped (${c.skip.reason}): ${c.skip.message}`);
+    if (c.removedTemporaries.length) lines.push(`    removed ${plural(c.removedTemporaries.length, 'temporary file')} of a killed run: ${c.removedTemporaries.join(', ')}`);
+    if (!lines.length && !verbose) continue;
+    const state = c.status === 'failed' ? 'FAILED' : c.status === 'skipped' ? 'skipped' : c.changed ? (r.dryRun ? 'work to do' : 'maintained') : 'nothing to do';
+    out.push(`  ${c.base.path} (${plural(c.disks.length, 'disk')}): ${state}`);
+    out.push(...lines);
   }
   for (const u of r.unreadable) out.push(`  ${u.path}: UNREADABLE ${u.kind}: ${u.message}`);
   for (const w of r.warnings) out.push(`  warning: ${w}`);
   if (r.fatal) out.push(`  FATAL: ${r.fatal.path ? `${r.fatal.path}: ` : ''}${r.fatal.message}`);
-  const bytes = r.dryRun ? `would reclaim ${fmt(s.bytesReclaimable)} from ${s.disksCompacted} disk(s)` : `reclaimed ${fmt(s.bytesReclaimed)} from ${s.disksCompacted} disk(s)`;
-  const shortened = s.layersCoalesced ? `; ${r.dryRun ? 'would shorten' : 'shortened'} ${s.chainsShortened} chain(s) by ${s.layersCoalesced} layer(s)` : '';
-  const removed = s.orphansRemoved ? `; ${r.dryRun ? 'would remove' : 'removed'} ${s.orphansRemoved} unused layer(s)` : '';
-  const skipped = s.chainsSkipped ? `; ${s.chainsSkipped} chain famil${s.chainsSkipped === 1 ? 'y' : 'ies'} skipped` : '';
-  out.push(`${bytes}${shortened}${removed}${skipped}; ${s.errors} error(s); ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
+  const bytes = r.dryRun ? `would reclaim ${fmt(s.bytesReclaimable)} from ${plural(s.disksCompacted, 'disk')}` : `reclaimed ${fmt(s.bytesReclaimed)} from ${plural(s.disksCompacted, 'disk')}`;
+  const shortened = s.layersCoalesced ? `; ${r.dryRun ? 'would shorten' : 'shortened'} ${plural(s.chainsShortened, 'chain')} by ${plural(s.layersCoalesced, 'layer')}` : '';
+  const removed = s.orphansRemoved ? `; ${r.dryRun ? 'would remove' : 'removed'} ${plural(s.orphansRemoved, 'unused layer')}` : '';
+  const skipped = s.chainsSkipped ? `; ${plural(s.chainsSkipped, 'chain family', 'chain families')} skipped` : '';
+  out.push(`${bytes}${shortened}${removed}${skipped}; ${plural(s.errors, 'error')}; ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
   return out;
 }

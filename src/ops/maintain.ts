@@ -48,8 +48,11 @@ import { inShard, NO_SHARD, type Shard } from '../maintain/shard.js';
 import { exitCodeFor, finalize, REPORT_VERSION, type ActionReport, type ChainReport, type DiskReport, type ErrorEntry, type MaintainReport, type Skip } from '../maintain/report.js';
 import { renderMetrics } from '../maintain/metrics.js';
 import type { DiskInfo } from '../maintain/types.js';
+import { refuseOutputsOverDisks, refuseOutputsThatAreInputs, type SideOutput } from '../maintain/outputs.js';
+import { describeAction } from '../maintain/report.js';
 
 import { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM } from '../maintain/defaults.js';
+import { MAX_MIN_RECLAIM } from '../maintain/limits.js';
 
 export { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM };
 /** The scan of files open in other processes is reused for this long. */
@@ -80,7 +83,20 @@ export interface MaintainOptions {
   progress?: ProgressSink;
   /** "dev:ino" -> pids of other processes holding the file open (default: a /proc scan). */
   openFiles?: () => Promise<Map<string, number[]>>;
+  /** Told as the run goes, one call per disk acted on, skipped or failed (the CLI's log lines off a terminal). */
+  onEvent?: (e: MaintainEvent) => void;
 }
+
+/** Something maintain did (or decided) about one disk, as it happens. */
+export interface MaintainEvent {
+  at: Date;
+  /** The disk (or folder, or root) it is about. */
+  path: string;
+  /** What happened, in words (no path). */
+  text: string;
+}
+
+export { MAX_MIN_RECLAIM };
 
 /** Files open in other processes, rescanned when stale; a holder must persist to count. */
 class InUse {
@@ -170,6 +186,7 @@ interface Ctx {
   pointers: Pointers;
   signal?: AbortSignal;
   progress: ProgressSink;
+  log(path: string, text: string): void;
 }
 
 /** One family being worked on. */
@@ -198,10 +215,22 @@ class FamilyRun {
     const err = e instanceof VhdToolError ? e
       : new VhdToolError('INTERNAL', `internal error: ${e instanceof Error ? e.message.split('\n')[0] : String(e)} (please report this)`, p);
     this.cr.errors.push({ path: err.path ?? p, code: err.code, exitCode: err.exitCode, message: err.message, during });
+    this.ctx.log(err.path ?? p, `failed (${during}): ${err.message}`);
   }
 
   private skip(n: Node, reason: Skip['reason'], message: string): void {
     this.st(n).skip = { reason, message };
+    if (reason !== 'chain-broken' && reason !== 'rewritten') this.ctx.log(n.disk.path, `skipped (${reason}): ${message}`);
+  }
+
+  private skipFamily(reason: Skip['reason'], message: string): void {
+    this.cr.skip = { reason, message };
+    this.ctx.log(this.tree.root.disk.path, `family skipped (${reason}): ${message}`);
+  }
+
+  private act(a: ActionReport): void {
+    this.cr.actions.push(a);
+    this.ctx.log(a.disk, describeAction(a));
   }
 
   /** Everything `fn` throws but an interrupt is an error of this disk; true when it succeeded. */
@@ -220,6 +249,7 @@ class FamilyRun {
     const { tree, ctx } = this;
     if (tree.problem) {
       this.cr.errors.push({ path: tree.problem.path, code: tree.problem.code, exitCode: exitCodeFor(tree.problem.code), message: tree.problem.message, during: 'discover' });
+      ctx.log(tree.problem.path, `failed (discover): ${tree.problem.message}`);
       for (const n of tree.nodes) this.skip(n, 'chain-broken', tree.problem.message);
       return;
     }
@@ -228,13 +258,13 @@ class FamilyRun {
       if (!ctx.dryRun) {
         const r = await this.lockAll();
         if (typeof r === 'string') {
-          this.cr.skip = { reason: 'locked', message: r };
+          this.skipFamily('locked', r);
           return;
         }
         locks = r;
         const changed = await this.refresh();
         if (changed) {
-          this.cr.skip = { reason: 'changed-during-run', message: changed };
+          this.skipFamily('changed-during-run', changed);
           return;
         }
         // Temporaries a killed run left beside these disks (under the locks, no live vhdtool is writing them).
@@ -359,7 +389,7 @@ class FamilyRun {
     const gp = p.parent;
     const t0 = Date.now();
     if (this.ctx.dryRun) {
-      this.cr.actions.push({ action: 'coalesce', disk: n.disk.path, dryRun: true, parent: p.disk.path, newParent: gp?.disk.path ?? null, bytesBefore: n.disk.size, durationMs: 0 });
+      this.act({ action: 'coalesce', disk: n.disk.path, dryRun: true, parent: p.disk.path, newParent: gp?.disk.path ?? null, bytesBefore: n.disk.size, durationMs: 0 });
       n.disk = { ...n.disk, parentUuid: gp ? gp.disk.uuid : null, type: gp ? 'differencing' : 'dynamic' };
       relinkToGrandparent(n);
       this.st(n).rewritten = true;
@@ -376,7 +406,7 @@ class FamilyRun {
         action: 'coalesce', disk: n.disk.path, dryRun: false, parent: p.disk.path, newParent: gp?.disk.path ?? null,
         bytesBefore: before, bytesAfter: n.disk.size, durationMs: Date.now() - t0,
       };
-      this.cr.actions.push(a);
+      this.act(a);
       const want = gp ? gp.disk.uuid : null;
       if (n.disk.parentUuid !== want) {
         throw new VhdToolError('INTERNAL', `after coalescing, the parent UUID is ${n.disk.parentUuid}, expected ${want}`, n.disk.path);
@@ -430,7 +460,7 @@ class FamilyRun {
         await this.ctx.fs.syncDir(path.dirname(m.disk.realPath)).catch(() => undefined);
       }
       detach(m);
-      this.cr.actions.push({ action: 'remove-orphan', disk: m.disk.path, dryRun: this.ctx.dryRun, bytesBefore: m.disk.size, durationMs: Date.now() - t0 });
+      this.act({ action: 'remove-orphan', disk: m.disk.path, dryRun: this.ctx.dryRun, bytesBefore: m.disk.size, durationMs: Date.now() - t0 });
     });
   }
 
@@ -460,11 +490,13 @@ class FamilyRun {
       const bound = d.size - d.minSize;
       if (bound <= 0) {
         s.reclaimable = 0;
+        this.ctx.log(d.path, 'nothing to reclaim');
         return;
       }
       if (this.ctx.minReclaim > 0 && bound < this.ctx.minReclaim) {
         // Even an empty disk would free less than the threshold: no need to read any data.
         s.atMost = bound;
+        this.ctx.log(d.path, `at most ${bound} bytes to reclaim, below --min-reclaim ${this.ctx.minReclaim}: left as it is`);
         return;
       }
       const b = await this.blocked(n);
@@ -474,11 +506,14 @@ class FamilyRun {
         const opts = { fs: this.ctx.fs, noLock: true, runner: lane as TaskRunner, signal: this.ctx.signal, extraCandidates: this.extraFor(n) };
         const dry = await compact(d.path, { ...opts, dryRun: true });
         s.reclaimable = dry.reclaimableBytes;
-        if (dry.reclaimableBytes <= 0 || dry.reclaimableBytes < this.ctx.minReclaim) return;
+        if (dry.reclaimableBytes <= 0 || dry.reclaimableBytes < this.ctx.minReclaim) {
+          this.ctx.log(d.path, dry.reclaimableBytes <= 0 ? 'nothing to reclaim' : `${dry.reclaimableBytes} bytes to reclaim, below --min-reclaim ${this.ctx.minReclaim}: left as it is`);
+          return;
+        }
         this.cr.bytesReclaimable += dry.reclaimableBytes;
         if (b?.error) throw b.error;
         if (this.ctx.dryRun) {
-          this.cr.actions.push({ action: 'compact', disk: d.path, dryRun: true, bytesBefore: d.size, bytesAfter: dry.newSize, reclaimedBytes: dry.reclaimableBytes, durationMs: dry.durationMs });
+          this.act({ action: 'compact', disk: d.path, dryRun: true, bytesBefore: d.size, bytesAfter: dry.newSize, reclaimedBytes: dry.reclaimableBytes, durationMs: dry.durationMs });
           return;
         }
         const t0 = Date.now();
@@ -488,7 +523,7 @@ class FamilyRun {
         s.reclaimed += real.reclaimedBytes;
         this.cr.bytesReclaimed += real.reclaimedBytes;
         await this.reread(n);
-        this.cr.actions.push({ action: 'compact', disk: d.path, dryRun: false, bytesBefore: real.originalSize, bytesAfter: real.newSize, reclaimedBytes: real.reclaimedBytes, durationMs: Date.now() - t0 });
+        this.act({ action: 'compact', disk: d.path, dryRun: false, bytesBefore: real.originalSize, bytesAfter: real.newSize, reclaimedBytes: real.reclaimedBytes, durationMs: Date.now() - t0 });
       }));
     } finally {
       this.ctx.progress.advance(s.sizeBefore);
@@ -545,6 +580,9 @@ function checkOptions(roots: string[], o: MaintainOptions): void {
     if (!Number.isFinite(v) || v < 0 || (int && !Number.isInteger(v))) throw new VhdToolError('USAGE', `${name} must be a whole number, at least 0`);
   };
   nonNeg(o.minReclaim, '--min-reclaim');
+  if (o.minReclaim !== undefined && o.minReclaim > MAX_MIN_RECLAIM) {
+    throw new VhdToolError('USAGE', `--min-reclaim ${o.minReclaim} is more than any VHD holds (at most 2040 GiB)`);
+  }
   nonNeg(o.maxDepth, '--max-depth');
   nonNeg(o.threads, '--threads');
   if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1)) throw new VhdToolError('USAGE', '--concurrency must be at least 1');
@@ -579,9 +617,27 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     chains: [], unreadable: [], errors: [], warnings: [],
   };
   let lanes: Lanes | null = null;
+  const log = (p: string, text: string) => opts.onEvent?.({ at: new Date(), path: p, text });
+  const sideOutputs: SideOutput[] = [];
+  if (opts.reportFile) sideOutputs.push({ flag: '--report', file: opts.reportFile });
+  if (opts.metricsFile) sideOutputs.push({ flag: '--metrics', file: opts.metricsFile });
+  /** Set when a side output names a disk: then nothing is written there, not even the report of the refusal. */
+  let outputsRefused = false;
   try {
     checkOptions(roots, opts);
+    try {
+      await refuseOutputsOverDisks(fs, roots, sideOutputs);
+    } catch (e) {
+      outputsRefused = true;
+      throw e;
+    }
     const found = await discover(fs, roots, { exclude: opts.exclude, concurrency: opts.discoveryConcurrency, signal: opts.signal });
+    try {
+      await refuseOutputsThatAreInputs(fs, [...found.disks, ...found.external], sideOutputs);
+    } catch (e) {
+      outputsRefused = true;
+      throw e;
+    }
     report.summary.discoveryMs = found.durationMs;
     report.summary.disksFound = found.disks.length + found.unreadable.filter((u) => u.kind === 'file').length;
     const forest = buildForest([...found.disks, ...found.external], found.unreadable, found.probes);
@@ -592,12 +648,14 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
       .filter((u) => inShard(u.uuid ?? `path:${u.rel}`, shard))
       .map((u) => ({ path: u.path, kind: u.kind, code: u.code, message: u.message, uuid: u.uuid }));
     const mine = forest.trees.filter((t) => inShard(t.key, shard));
+    log(report.roots.join(' '), `found ${report.summary.disksFound} disk file${report.summary.disksFound === 1 ? '' : 's'} in ${forest.trees.length} chain famil${forest.trees.length === 1 ? 'y' : 'ies'} (${mine.length} in this shard)${opts.dryRun ? '; dry run' : ''}`);
+    for (const u of report.unreadable) log(u.path, `unreadable ${u.kind}: ${u.message}`);
 
     lanes = createLanes({ threads, lanes: concurrency });
     const ctx: Ctx = {
       fs, dryRun: opts.dryRun ?? false, minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false,
       lanes, inUse: new InUse(opts.openFiles ?? openFilesByOthers), pointers: new Pointers(fs, report.roots, found.disks),
-      signal: opts.signal, progress,
+      signal: opts.signal, progress, log,
     };
     const runs = mine.map((t) => new FamilyRun(ctx, t));
     progress.start('maintaining', mine.reduce((n, t) => n + t.nodes.reduce((m, x) => m + x.disk.size, 0), 0));
@@ -640,7 +698,7 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     finalize(report);
   };
   finish();
-  if (opts.reportFile) {
+  if (opts.reportFile && !outputsRefused) {
     try {
       await writeText(fs, opts.reportFile, JSON.stringify(report, null, 2) + '\n');
     } catch (e) {
@@ -648,7 +706,7 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
       finish();
     }
   }
-  if (opts.metricsFile) {
+  if (opts.metricsFile && !outputsRefused) {
     try {
       const previous = await fs.readFile(opts.metricsFile).then((b) => new TextDecoder().decode(b), () => null);
       await writeText(fs, opts.metricsFile, renderMetrics(report, previous));

@@ -11,7 +11,8 @@
  * the data below it. The output is as small as `compact` would make it.
  */
 import * as path from 'node:path';
-import { VhdToolError } from '../errors.js';
+import { VhdToolError, fromSystemError } from '../errors.js';
+import { nodeFileSystem } from '../io/fsys.js';
 import { dateToVhdTime, newUuid, type Footer } from '../format/index.js';
 import { openChain } from '../chain/openChain.js';
 import { ChainResolver } from '../chain/resolve.js';
@@ -48,8 +49,8 @@ export interface MergeResult {
   parent: string | null;
   output: string;
   outputType: OutputType;
-  /** UUID of the new disk. */
-  uuid: string;
+  /** UUID of the new disk (null in a dry run: the real run draws its own). */
+  uuid: string | null;
   /** For a differencing output: the disk it is linked to. */
   linkedTo: { path: string; uuid: string } | null;
   layersMerged: number;
@@ -62,6 +63,15 @@ export interface MergeResult {
 }
 
 export async function merge(childPath: string, parentPath: string, outPath: string, opts: MergeOptions = {}): Promise<MergeResult> {
+  // PARENT is an argument, not a locator to try: a missing one is "not found" (exit 3), like a missing CHILD.
+  let st;
+  try {
+    st = await (opts.fs ?? nodeFileSystem).stat(parentPath);
+  } catch (e) {
+    throw fromSystemError(e, parentPath, false);
+  }
+  if (st.isDirectory) throw new VhdToolError('NOT_A_FILE', 'is a directory, not a VHD file', parentPath);
+  if (!st.isFile) throw new VhdToolError('NOT_A_FILE', 'is not a regular file', parentPath);
   return withChain(childPath, parentPath, opts, async (chain, ctx) => {
     const layers = chain.layersLeafFirst;
     const child = layers[0];
@@ -75,7 +85,7 @@ export async function merge(childPath: string, parentPath: string, outPath: stri
     }
     const k = opts.flatten ? layers.length : 2;
     return rewriteInto(chain, ctx, k, standalone ? (opts.type ?? 'dynamic') : 'differencing', outPath, opts, parentPath);
-  });
+  }, 'PARENT argument');
 }
 
 export interface ConvertOptions extends OpBase {
@@ -94,11 +104,11 @@ export async function convert(disk: string, outPath: string, opts: ConvertOption
 
 type Ctx = ReturnType<typeof resolveBase>;
 
-async function withChain<T>(disk: string, parent: string | undefined, opts: OpBase, fn: (chain: Chain, ctx: Ctx) => Promise<T>): Promise<T> {
+async function withChain<T>(disk: string, parent: string | undefined, opts: OpBase, fn: (chain: Chain, ctx: Ctx) => Promise<T>, parentSource?: string): Promise<T> {
   let ctx = resolveBase(opts);
   let chain: Chain | null = null;
   try {
-    chain = await openChain(ctx.fs, disk, { parent, mode: 'strict', extraCandidates: opts.extraCandidates });
+    chain = await openChain(ctx.fs, disk, { parent, parentSource, mode: 'strict', extraCandidates: opts.extraCandidates });
     const leaf = chain.layersLeafFirst[0];
     refuseSavedState(leaf);
     if (!opts.runner && leaf.meta.blockSize) {
@@ -191,7 +201,7 @@ async function rewriteInto(
     parent: parentPath,
     output: outPath,
     outputType: outType,
-    uuid: footer.uniqueId,
+    uuid: opts.dryRun && !publish.inPlace ? null : footer.uniqueId,
     linkedTo,
     layersMerged: k,
     blocks: outType === 'fixed' ? 0 : r.stats.blocksStored,

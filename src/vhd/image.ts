@@ -7,7 +7,7 @@
  * whole extent is known to lie inside the file, and only the entries the
  * virtual size needs are kept.
  */
-import { FormatError, VhdToolError, fromSystemError } from '../errors.js';
+import { FormatError, VhdToolError, asText, fromSystemError } from '../errors.js';
 import {
   Bat, batBytes, bitmapBytes, decodeBat, decodeFooter, decodeHeader, decodeLocatorData, footerChecksumOk,
   storedHeaderChecksum, computeFooterChecksum, latin1, encodeFooter, hex, hex32, isPowerOfTwo,
@@ -17,6 +17,7 @@ import {
   type DiskType, type DynamicHeader, type Footer, type LocatorEntry, type LocatorValue, type Region, type Uuid,
 } from '../format/index.js';
 import { readAt, type FileSystem, type RandomAccessFile } from '../io/fsys.js';
+import { zeroExtended } from '../io/zeroExtended.js';
 import { IssueList, type Issue } from './issues.js';
 
 /** Longest locator data vhdtool reads (a 32767-character UTF-16 path plus slack). */
@@ -60,6 +61,8 @@ export interface VhdMeta {
   /** Byte ranges of the structures, for overlap checks and `info`. */
   regions: Region[];
   issues: Issue[];
+  /** Lenient mode, a file cut inside its blocks: reads up to here return zeros past the end of the file. */
+  zeroFilledTo?: number;
 }
 
 export type OpenMode =
@@ -96,14 +99,26 @@ export async function openVhd(fs: FileSystem, path: string, opts: OpenOptions = 
   } catch (e) {
     throw fromSystemError(e, path, false);
   }
+  const issues = new IssueList();
   try {
-    const meta = await readMeta(file, path, opts.mode ?? 'strict');
-    return { meta, file, close: () => file.close() };
+    const meta = await readMeta(file, path, opts.mode ?? 'strict', issues);
+    // Lenient reads of a cut file: the bytes past its end read as zeros (each cut block was warned about).
+    const readable = meta.zeroFilledTo !== undefined ? zeroExtended(file, meta.fileSize, meta.zeroFilledTo) : file;
+    return { meta, file: readable, close: () => file.close() };
   } catch (e) {
     await file.close().catch(() => undefined);
-    if (e instanceof VhdToolError) throw e.withPath(path);
-    throw fromSystemError(e, path, false);
+    const err = e instanceof VhdToolError ? e.withPath(path) : fromSystemError(e, path, false);
+    // Problems recorded before the one that stopped decoding (collect mode), for check to list them first.
+    Object.defineProperty(err, EARLIER, { value: issues.errors, enumerable: false });
+    throw err;
   }
+}
+
+const EARLIER = Symbol('earlier issues');
+
+/** The errors `openVhd` recorded (collect mode) before the error `e` stopped it, in the order found. */
+export function earlierIssues(e: unknown): Issue[] {
+  return (e as { [EARLIER]?: Issue[] } | null)?.[EARLIER] ?? [];
 }
 
 /** Fatal: the structure cannot be followed safely. */
@@ -111,8 +126,7 @@ function fatal(message: string, code: 'BAD_FORMAT' | 'TRUNCATED' | 'UNSUPPORTED'
   throw new FormatError(message, undefined, code);
 }
 
-export async function readMeta(file: RandomAccessFile, path: string, mode: OpenMode): Promise<VhdMeta> {
-  const issues = new IssueList();
+export async function readMeta(file: RandomAccessFile, path: string, mode: OpenMode, issues = new IssueList()): Promise<VhdMeta> {
   /** An error that strict mode refuses, lenient mode downgrades and collect mode records. */
   const problem = (rule: string, message: string, code: 'BAD_FORMAT' | 'BAD_CHECKSUM' = 'BAD_FORMAT') => {
     if (mode === 'strict') fatal(message, code);
@@ -147,7 +161,7 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
     footer = endFooter;
   } else {
     if (footerCopy && footerCopy.diskType !== 'fixed' && footerChecksumOk(footerCopy)) {
-      if (mode !== 'lenient') fatal(`end footer is missing or corrupt (cookie ${JSON.stringify(endCookie)}); the copy at offset 0 is intact`);
+      if (mode !== 'lenient') fatal(`end footer is missing or corrupt (cookie ${asText(endCookie)}); the copy at offset 0 is intact`);
       issues.warn('footer-missing', 'end footer is missing or corrupt; using the copy at offset 0');
       footer = footerCopy;
       footerOffset = fileSize;
@@ -208,7 +222,7 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
   const headerBytes = await readAt(file, dataOffset, HEADER_SIZE);
   const header = decodeHeader(headerBytes);
   regions.push({ name: 'header', start: dataOffset, end: dataOffset + HEADER_SIZE });
-  if (header.cookie !== HEADER_COOKIE) fatal(`dynamic header cookie is ${JSON.stringify(header.cookie)}, expected "cxsparse"`);
+  if (header.cookie !== HEADER_COOKIE) fatal(`dynamic header cookie is ${asText(header.cookie)}, expected "cxsparse"`);
   const headerSum = storedHeaderChecksum(headerBytes);
   if (headerSum !== header.checksum) {
     problem('header-checksum', `dynamic header checksum mismatch: stored ${hex32(header.checksum)}, computed ${hex32(headerSum)}`, 'BAD_CHECKSUM');
@@ -242,14 +256,22 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
   const bat = decodeBat(await readAt(file, tableOffset, blockCount * 4), blockCount);
   const bmSize = bitmapBytes(blockSize);
   const lastUsable = footerOffset;
+  // A file cut inside its last block(s) has lost its end footer too (lenient mode then reads with the copy).
+  const cutFile = mode === 'lenient' && footerOffset === fileSize;
+  let zeroFilledTo: number | undefined;
   for (let i = 0; i < blockCount; i++) {
     const s = bat.get(i);
     if (s === null) continue;
     const start = s * SECTOR;
     const end = start + bmSize + blockSize;
     if (start < FOOTER_SIZE) fatal(`BAT entry ${i} points into the footer copy (sector ${s})`);
-    if (end > lastUsable) fatal(`block ${i} at ${hex(start)} + ${bmSize + blockSize} bytes extends past the end of the data (${hex(lastUsable)})`, 'TRUNCATED');
-    regions.push({ name: `block ${i}`, start, end });
+    if (end > lastUsable && cutFile && start < fileSize) {
+      issues.warn('block-cut', `block ${i}: bytes ${fileSize}..${end - 1} (${end - fileSize}) lie past the end of the file (cut); read as zeros`);
+      zeroFilledTo = Math.max(zeroFilledTo ?? 0, end);
+    } else if (end > lastUsable) {
+      fatal(`block ${i} at ${hex(start)} + ${bmSize + blockSize} bytes extends past the end of the data (${hex(lastUsable)})`, 'TRUNCATED');
+    }
+    regions.push({ name: `block ${i}`, start, end: Math.min(end, Math.max(lastUsable, start)) });
   }
 
   // --- Parent locators ------------------------------------------------------
@@ -309,7 +331,7 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
 
   return {
     path, fileSize, type, footer, footerOffset, footerLength, footerCopy, virtualSize,
-    header, blockSize, blockCount, bitmapSize: bmSize, bat, locators, regions, issues: issues.items,
+    header, blockSize, blockCount, bitmapSize: bmSize, bat, locators, regions, issues: issues.items, zeroFilledTo,
   };
 }
 

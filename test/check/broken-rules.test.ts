@@ -59,7 +59,7 @@ async function expectRejected(file: string, rule: string, message: RegExp): Prom
   const errors = r.out.filter((l) => l.startsWith(`${file}: error: `));
   expect(errors.length).toBeGreaterThan(0);
   expect(errors.some((l) => message.test(l.slice(`${file}: error: `.length))), errors.join('\n')).toBe(true);
-  expect(r.out[r.out.length - 1]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${errors.length} problem\\(s\\)`));
+  expect(r.out[r.out.length - 1]).toMatch(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: ${errors.length} problems?(,|$)`));
   const rep = await report(file);
   expect(rep.ok).toBe(false);
   expect(rep.errors.map((e) => e.rule)).toContain(rule);

@@ -104,7 +104,7 @@ describe('every error code, through the real code path', () => {
   it('BAD_CHECKSUM (4): a footer whose checksum does not match', async () => {
     const { base } = await chain();
     patchFooter(base.path, (f) => ({ ...f, checksum: 0 }), { reseal: false });
-    expectExit(await runCli(['info', base.path]), 'BAD_CHECKSUM', new RegExp(`^vhdtool: ${base.path}: footer checksum mismatch: stored 0x00000000, computed 0x[0-9a-f]{8}$`));
+    expectExit(await runCli(['info', base.path]), 'BAD_CHECKSUM', new RegExp(`^vhdtool: ${base.path}: footer checksum mismatch: stored 0x00000000, computed 0x[0-9a-f]{8} \\(hint: --lenient reads past it, for forensics\\)$`));
   });
 
   it('TRUNCATED (4): an empty file', async () => {
@@ -122,7 +122,7 @@ describe('every error code, through the real code path', () => {
   it('PARENT_NOT_FOUND (5): the parent was deleted', async () => {
     const { base, child } = await chain();
     unlinkSync(base.path);
-    expectExit(await runCli(['info', child.path]), 'PARENT_NOT_FOUND', `vhdtool: ${child.path}: parent ${base.uniqueId} not found; tried ${base.path} (W2ru locator: not found)`);
+    expectExit(await runCli(['info', child.path]), 'PARENT_NOT_FOUND', `vhdtool: ${child.path}: parent ${base.uniqueId} not found; tried ${base.path} (W2ru locator: not found) (hint: use --parent PATH to name the parent)`);
   });
 
   it('PARENT_MISMATCH (5): the parent was replaced by another disk', async () => {

@@ -47,12 +47,17 @@ describe('info', () => {
       '  parent name     base.vhd',
       `  parent time     ${vhdTimeToIso(640000000)}`,
       '  chain (leaf first):',
-      `    0: ${child.path}  differencing  ${child.uniqueId}  3.00 MiB  (parent via W2ru locator)`,
-      `    1: ${path.resolve(base.path)}  dynamic  ${base.uniqueId}  3.00 MiB`,
     ]));
+    // The chain in columns: each cell padded to its column's width.
+    const w = Math.max(child.path.length, path.resolve(base.path).length);
+    expect(r.out.filter((l) => /^ {4}\d:/.test(l))).toEqual([
+      `    0:  ${child.path.padEnd(w)}  differencing  ${child.uniqueId}  3.00 MiB  parent via W2ru locator`,
+      `    1:  ${path.resolve(base.path).padEnd(w)}  dynamic       ${base.uniqueId}  3.00 MiB`,
+    ]);
+    // Locator paths as written: no quotes, one backslash.
     expect(r.out.filter((l) => l.startsWith('  locator '))).toEqual([
-      expect.stringMatching(new RegExp(`^  locator 0 +W2ku "${path.resolve(base.path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}" at \\d+, \\d+ bytes, space \\d+ bytes$`)),
-      expect.stringMatching(/^ {2}locator 1 +W2ru "\.\\\\base\.vhd" at \d+, 20 bytes, space 512 bytes$/),
+      expect.stringMatching(new RegExp(`^  locator 0 +W2ku ${path.resolve(base.path).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} at \\d+, \\d+ bytes, space \\d+ bytes$`)),
+      expect.stringMatching(/^ {2}locator 1 +W2ru \.\\base\.vhd at \d+, 20 bytes, space 512 bytes$/),
     ]);
   });
 
@@ -104,7 +109,7 @@ describe('check', () => {
     expect(r.code).toBe(0);
     expect(r.out).toEqual([
       `${base.path}: warning: CHS geometry 1000/16/63 (516096000 bytes) is larger than the current size ${3 * MiB}`,
-      `${base.path}: ok, 1 warning(s)`,
+      `${base.path}: ok, 1 warning`,
     ]);
   });
 
@@ -130,6 +135,6 @@ describe('check', () => {
     const r = await runCli(['check', '--threads', '0', child.path]);
     expect(r.code).toBe(0);
     expect(r.out.filter((l) => l.includes(': warning: locator '))).toHaveLength(2);
-    expect(r.out[r.out.length - 1]).toBe(`${child.path}: ok, 2 warning(s)`);
+    expect(r.out[r.out.length - 1]).toBe(`${child.path}: ok, 2 warnings`);
   });
 });

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { CompactResult } from '../../ops/compact.js';
+import { plural } from '../../plural.js';
 import { fmtBytes, json, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerCompact(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -33,10 +34,10 @@ function renderCompact(io: CliIO, r: CompactResult): void {
   const verb = r.dryRun ? 'would reclaim' : 'reclaimed';
   const bytes = r.dryRun ? r.reclaimableBytes : r.reclaimedBytes;
   if (r.type === 'differencing') {
-    io.out(`${r.path}: examined ${s.examined} sectors: ${s.sameAsParent} same as parent, ${s.zeroOverZero} zero over zero, ${s.kept} kept`);
+    io.out(`${r.path}: examined ${plural(s.examined, 'sector')}: ${s.sameAsParent} same as parent, ${s.zeroOverZero} zero over zero, ${s.kept} kept`);
   }
   io.out(`${r.path}: blocks ${b.before} -> ${b.after} (${b.zero} zero, ${b.emptied} emptied, ${b.empty} with no sector set)`);
   if (!r.changed && !r.dryRun) io.out(`${r.path}: already compact; left unchanged`);
   else if (!r.changed) io.out(`${r.path}: already compact; nothing to reclaim`);
-  else io.out(`${r.output}: ${verb} ${bytes} bytes (${fmtBytes(bytes)}): ${r.originalSize} -> ${r.newSize} bytes`);
+  else io.out(`${r.output}: ${verb} ${plural(bytes, 'byte')} (${fmtBytes(bytes)}): ${r.originalSize} -> ${plural(r.newSize, 'byte')}`);
 }

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import type { InfoResult } from '../../ops/info.js';
+import { asText, displaySafe } from '../../errors.js';
+import { plural } from '../../plural.js';
 import { fmtBytes, json, type CliIO } from '../context.js';
 
 export function registerInfo(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -24,6 +26,7 @@ function renderInfo(io: CliIO, r: InfoResult): void {
   const f = r.footer as Record<string, unknown>;
   io.out(`${r.path}`);
   io.out(`  type            ${r.type}`);
+  io.out(`  cookie          ${asText(String(f.cookie).replace(/\\0/g, '\0'))}`);
   io.out(`  virtual size    ${r.virtualSize} bytes (${fmtBytes(r.virtualSize)})`);
   io.out(`  file size       ${r.fileSize} bytes (${fmtBytes(r.fileSize)})`);
   io.out(`  uuid            ${r.uuid}`);
@@ -35,7 +38,7 @@ function renderInfo(io: CliIO, r: InfoResult): void {
     const h = r.header as Record<string, unknown>;
     io.out(`  block size      ${r.blockSize} bytes (${fmtBytes(r.blockSize!)})`);
     io.out(`  BAT             ${String(h.maxTableEntries)} entries at offset ${String(h.tableOffset)}`);
-    io.out(`  allocated       ${r.allocatedBlocks} blocks, ${r.sectorsSet} sectors set (${fmtBytes(r.sectorsSet * 512)})`);
+    io.out(`  allocated       ${plural(r.allocatedBlocks, 'block')}, ${plural(r.sectorsSet, 'sector')} set (${fmtBytes(r.sectorsSet * 512)})`);
   }
   if (r.parentUuid) {
     const h = r.header as Record<string, unknown>;
@@ -44,11 +47,20 @@ function renderInfo(io: CliIO, r: InfoResult): void {
     io.out(`  parent time     ${h.parentTimestamp === null ? '(not set)' : String(h.parentTimestamp)}`);
   }
   for (const l of r.locators) {
-    io.out(`  locator ${String(l.index)}       ${String(l.platform)} ${l.path !== null ? JSON.stringify(l.path) : `(${String(l.error ?? 'opaque')})`} at ${String(l.dataOffset)}, ${String(l.dataLength)} bytes, space ${String(l.dataSpace)} ${String(l.spaceUnit ?? '?')}`);
+    // The path as written (one backslash is one backslash), control characters escaped.
+    const where = l.path !== null ? displaySafe(String(l.path)) : `(${String(l.error ?? 'opaque')})`;
+    io.out(`  locator ${String(l.index)}       ${String(l.platform)} ${where} at ${String(l.dataOffset)}, ${plural(Number(l.dataLength), 'byte')}, space ${String(l.dataSpace)} ${String(l.spaceUnit ?? '?')}`);
   }
   io.out('  chain (leaf first):');
-  r.chain.forEach((c, i) => {
-    io.out(`    ${i}: ${c.path}  ${c.type}  ${c.uuid}  ${fmtBytes(c.virtualSize)}${c.parentFoundBy ? `  (parent via ${c.parentFoundBy})` : ''}`);
-  });
+  for (const line of columns(r.chain.map((c, i) => [`${i}:`, displaySafe(c.path), c.type, c.uuid, fmtBytes(c.virtualSize), c.parentFoundBy ? `parent via ${c.parentFoundBy}` : '']))) {
+    io.out(`    ${line}`);
+  }
   for (const w of r.warnings) io.out(`  warning: ${w}`);
+}
+
+/** Rows of cells as lines with every column left-aligned (the last one unpadded). */
+export function columns(rows: string[][]): string[] {
+  const widths: number[] = [];
+  for (const r of rows) r.forEach((c, i) => { widths[i] = Math.max(widths[i] ?? 0, [...c].length); });
+  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c + ' '.repeat(widths[i] - [...c].length))).join('  ').trimEnd());
 }

@@ -1,12 +1,20 @@
 import type { Command } from 'commander';
+import type { MaintainEvent } from '../../ops/maintain.js';
 import { InvalidArgumentError } from 'commander';
 import { DEFAULT_CONCURRENCY } from '../../maintain/defaults.js';
 import { parseShard, type Shard } from '../../maintain/shard.js';
+import { MAX_MIN_RECLAIM } from '../../maintain/limits.js';
 import { json, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
 
 function parseDepth(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number (differencing layers above the base)');
   return Number(v);
+}
+
+function parseMinReclaim(v: string): number {
+  const n = parseSize(v);
+  if (!Number.isSafeInteger(n) || n > MAX_MIN_RECLAIM) throw new InvalidArgumentError('must be at most 2040G (no VHD holds more)');
+  return n;
 }
 
 function parseConcurrency(v: string): number {
@@ -49,7 +57,7 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
     .option('--json', 'print the report as one JSON object')
     .option('--report <file>', 'also write the JSON report to FILE (atomically)')
     .option('--metrics <file>', 'write a Prometheus textfile for node_exporter to FILE (atomically)')
-    .option('--min-reclaim <bytes>', 'compact a disk only if that frees at least this much (default 64M; 0 = any amount)', parseSize)
+    .option('--min-reclaim <bytes>', 'compact a disk only if that frees at least this much (default 64M; 0 = any amount; at most 2040G)', parseMinReclaim)
     .option('--max-depth <n>', 'shorten chains with more than N differencing layers above their base (default: never)', parseDepth)
     .option('--remove-orphans', 'delete the intermediate layers shortening leaves unused (if no disk names them as parent)')
     .option('--exclude <glob>', 'skip files and folders matching GLOB (repeatable; "*.avhd", "archive", "clients/old/**")', collect, [])
@@ -73,10 +81,13 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
     ].join('\n'))
     .action(async (roots: string[], o: MaintainFlags) => {
       const [{ maintain }, { renderHuman }] = await Promise.all([import('../../ops/maintain.js'), import('../../maintain/report.js')]);
+      // Off a terminal (cron mail, journald, a pod's log): one time-stamped line per disk as the run goes,
+      // on standard output before the summary (not with --json, whose output is one object).
+      const logLine = io.tty || o.json ? undefined : (e: MaintainEvent) => io.out(`${e.at.toISOString()} ${e.path}: ${e.text}`);
       const r = await maintain(roots, {
         dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans,
         exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency,
-        reportFile: o.report, metricsFile: o.metrics, signal: io.signal, progress: progressFor(io, o),
+        reportFile: o.report, metricsFile: o.metrics, signal: io.signal, progress: progressFor(io, o), onEvent: logLine,
       });
       if (o.json) json(io, r);
       else for (const line of renderHuman(r, o.verbose)) io.out(line);

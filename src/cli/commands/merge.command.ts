@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { MergeResult } from '../../ops/merge.js';
+import { plural } from '../../plural.js';
 import { fmtBytes, json, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerMerge(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -53,6 +54,7 @@ export function registerMerge(program: Command, io: CliIO, done: (code: number) 
 function renderMerge(io: CliIO, r: MergeResult): void {
   const what = r.dryRun ? 'would write' : 'wrote';
   const link = r.linkedTo ? `, linked to ${r.linkedTo.path} (${r.linkedTo.uuid})` : '';
-  io.out(`${r.output}: ${what} a ${r.outputType} disk ${r.uuid} from ${r.layersMerged} layer(s)${link}`);
-  io.out(`${r.output}: ${r.blocks} blocks, ${r.bytesWritten} data bytes, file ${r.fileSize} bytes (${fmtBytes(r.fileSize)}), ${(r.durationMs / 1000).toFixed(2)} s`);
+  const id = r.uuid ?? '(with a new UUID)';
+  io.out(`${r.output}: ${what} a ${r.outputType} disk ${id} from ${plural(r.layersMerged, 'layer')}${link}`);
+  io.out(`${r.output}: ${plural(r.blocks, 'block')}, ${plural(r.bytesWritten, 'data byte')}, file ${plural(r.fileSize, 'byte')} (${fmtBytes(r.fileSize)}), ${(r.durationMs / 1000).toFixed(2)} s`);
 }
