@@ -1,62 +1,68 @@
 /**
  * Writing a report, a log, metrics or a picture that a user names: never over
  * a disk. A path that holds a VHD (by content, whatever its name), that is
- * one of the command's inputs, or that carries a disk image's extension is
- * refused before anything is written; the file is replaced atomically.
+ * one of the command's inputs (by any name), a folder, or that carries a disk
+ * image's extension is refused before anything is written; the file is then
+ * replaced atomically. maintain's --report and --metrics use the same tests
+ * (maintain/outputs.ts), with its roots as the inputs.
  */
 import * as path from 'node:path';
 import { VhdToolError } from '../errors.js';
-import { nodeFileSystem, type FileSystem } from './fsys.js';
+import { FOOTER_COOKIE, FOOTER_SIZE, HEADER_COOKIE, latin1 } from '../format/index.js';
+import { nodeFileSystem, readAt, type FileSystem } from './fsys.js';
 import { writeAtomically } from './atomic.js';
 
-const DISK_EXTENSIONS = /\.(vhd|avhd|vhdx|avhdx|img|raw|qcow2?|vmdk|vdi)$/i;
+/** Names disk images carry (VHD, VHDX, and the other formats a storage tree may hold). */
+export const DISK_NAME = /\.(a?vhdx?|vmdk|qcow2?|vdi|img|raw)$/i;
 
 export interface ReportFileOptions {
   fs?: FileSystem;
+  /** The flag that named the file, for messages ("--svg"). */
+  flag: string;
   /** Paths the command reads (disks): the report may not be any of them. */
-  inputs?: string[];
+  inputs: string[];
 }
 
-export async function writeReportFile(file: string, text: string, opts: ReportFileOptions = {}): Promise<void> {
+export async function writeReportFile(file: string, text: string, opts: ReportFileOptions): Promise<void> {
   const fs = opts.fs ?? nodeFileSystem;
-  await refuseDiskPath(fs, file, opts.inputs ?? []);
+  await refuseDiskPath(fs, file, opts.flag, opts.inputs);
   const bytes = new TextEncoder().encode(text);
   await writeAtomically(fs, path.resolve(file), async (f) => { await f.write(bytes, 0, bytes.length, 0); }, { replace: true, mode: 0o644 });
 }
 
-/** Refuses `file` when it is, or may be, a disk. */
-export async function refuseDiskPath(fs: FileSystem, file: string, inputs: string[]): Promise<void> {
-  if (DISK_EXTENSIONS.test(file)) {
-    throw new VhdToolError('REFUSED', 'refusing to write a report to a path with a disk image extension', file);
-  }
+/** Refuses `file` when it is, or may be, a disk or an input. */
+export async function refuseDiskPath(fs: FileSystem, file: string, flag: string, inputs: string[]): Promise<void> {
+  const refuse = (why: string) => { throw new VhdToolError('REFUSED', `${flag} ${why}; refusing to write there (nothing was done)`, file); };
+  if (DISK_NAME.test(file)) refuse("has a disk image's extension");
   let st;
   try {
     st = await fs.stat(file);
   } catch {
     return;
   }
+  if (st.isDirectory) refuse('names a folder');
   for (const i of inputs) {
     const si = await fs.stat(i).catch(() => null);
-    if (si && si.dev === st.dev && si.ino === st.ino) throw new VhdToolError('OUTPUT_IS_INPUT', `is an input of this command (${i}); refusing to write a report over it`, file);
+    if (si && si.dev === st.dev && si.ino === st.ino) refuse(`names the input ${i}`);
   }
-  if (st.isFile && await looksLikeVhd(fs, file, st.size)) {
-    throw new VhdToolError('REFUSED', 'holds a VHD disk; refusing to write a report over it', file);
-  }
+  if (st.isFile && await looksLikeVhd(fs, file, st.size)) refuse('names a VHD disk (by its content)');
 }
 
-async function looksLikeVhd(fs: FileSystem, file: string, size: number): Promise<boolean> {
-  if (size < 511) return false;
-  const f = await fs.openRead(file);
+/** True when the file holds a VHD footer (at its end or at 0) or a dynamic header. */
+export async function looksLikeVhd(fs: FileSystem, p: string, size: number): Promise<boolean> {
+  if (size < FOOTER_SIZE - 1) return false;
+  let file;
   try {
-    const head = new Uint8Array(8);
-    const tail = new Uint8Array(8);
-    await f.read(head, 0, 8, 0);
-    await f.read(tail, 0, 8, size - 512);
-    const t511 = new Uint8Array(8);
-    await f.read(t511, 0, 8, size - 511);
-    const c = (b: Uint8Array) => new TextDecoder('latin1').decode(b) === 'conectix';
-    return c(head) || c(tail) || c(t511);
+    file = await fs.openRead(p);
+  } catch {
+    return false;
+  }
+  try {
+    const at = [0, size - FOOTER_SIZE, size - FOOTER_SIZE + 1].filter((x) => x >= 0);
+    for (const off of at) if (latin1(await readAt(file, off, 8), 0, 8) === FOOTER_COOKIE) return true;
+    if (size >= 1024 + 8 && latin1(await readAt(file, 512, 8), 0, 8) === HEADER_COOKIE) return true;
+    return false;
   } finally {
-    await f.close();
+    await file.close().catch(() => undefined);
   }
 }

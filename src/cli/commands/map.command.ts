@@ -20,7 +20,7 @@ export function registerMap(program: Command, io: CliIO, done: (code: number) =>
       if (o.svg) {
         const { renderMapSvg } = await import('../mapSvg.js');
         const { writeReportFile } = await import('../../io/reportFile.js');
-        await writeReportFile(o.svg, renderMapSvg(picture), { inputs: result.layers.map((l) => l.path) });
+        await writeReportFile(o.svg, renderMapSvg(picture), { flag: '--svg', inputs: result.layers.map((l) => l.path) });
       }
       if (o.json) json(io, result);
       else renderMap(io, result, o.limit ?? 20);
