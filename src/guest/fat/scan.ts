@@ -18,11 +18,18 @@ import type { GuestFile, ScanOptions, VolumeScan, VolumeState } from '../volume.
 import { AnomalyLog } from './anomalies.js';
 import { fsInfoProblem, type FatGeometry } from './bpb.js';
 import { DirParser, type DirEntry } from './dirs.js';
-import { readFat, type FatPass } from './fatRead.js';
+import { FatCursor, readFat, type FatPass } from './fatRead.js';
 import { BAD, END, NEXT, RESERVED, TAKEN_BEFORE, TAKEN_FREE, classify } from './table.js';
 
 /** Largest read of a directory's clusters at a time. */
 const DIR_WINDOW = 1024 * 1024;
+
+/**
+ * Clusters of a cross-linked tail followed for one owner (beyond it the
+ * double-owned report names the first ones only), and the first bound on
+ * all such following in a scan, as a multiple of the cluster count.
+ */
+const SHARED_TAIL_MAX = 1 << 16;
 
 type WalkEnd = 'end' | 'free' | 'taken' | 'loop' | 'bad' | 'reserved' | 'out-of-range' | 'bad-start';
 
@@ -63,9 +70,14 @@ export class FatScanner {
   private directories = 0;
   private label: string | null = null;
   private readonly last: number;
+  /** Cross-linked clusters a scan may still follow (all owners together): bounded by the cluster count. */
+  private sharedBudget: number;
+  private readonly fat: FatCursor;
 
   constructor(private readonly src: ByteSource, private readonly g: FatGeometry, private readonly opts: ScanOptions = {}) {
     this.last = g.clusterCount + 1;
+    this.sharedBudget = g.clusterCount;
+    this.fat = new FatCursor(src, g);
   }
 
   async run(): Promise<FatScanResult> {
@@ -92,7 +104,7 @@ export class FatScanner {
     const g = this.g;
     if (g.kind === 'fat32') {
       const w = this.walk(g.rootCluster);
-      const runs = this.claimed(w);
+      const runs = await this.claimed(w);
       this.reportChain('the root directory', w);
       const data = this.bytesOf(runs);
       this.own.add(this.own.owner('/'), data);
@@ -110,11 +122,16 @@ export class FatScanner {
   private async readDir(d: PendingDir, queue: PendingDir[]): Promise<void> {
     const parser = new DirParser(this.g.kind === 'fat32');
     const names = new Set<string>();
-    const onEntry = (e: DirEntry) => this.entry(e, d, names, queue);
+    const found: DirEntry[] = [];
+    const onEntry = (e: DirEntry) => found.push(e);
+    const take = async () => {
+      for (const e of found.splice(0)) await this.entry(e, d, names, queue);
+    };
     const what = `directory ${d.path === '' ? '/' : d.path}`;
     if (d.path === '' && this.g.kind !== 'fat32') {
       const bytes = await readChecked(this.src, this.g.rootStart, this.g.rootBytes, 'root directory');
       parser.feed(bytes, this.g.rootStart, onEntry);
+      await take();
     } else {
       const cs = this.g.clusterSize;
       const per = Math.max(1, Math.floor(DIR_WINDOW / cs));
@@ -123,30 +140,32 @@ export class FatScanner {
           if (this.opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
           const n = Math.min(per, d.runs[i + 1] - c);
           const at = this.clusterOffset(c);
-          if (!parser.feed(await readChecked(this.src, at, n * cs, what), at, onEntry)) break outer;
+          const more = parser.feed(await readChecked(this.src, at, n * cs, what), at, onEntry);
+          await take();
+          if (!more) break outer;
         }
       }
     }
     if (d.path === '') this.label = parser.labels[0] ?? null;
   }
 
-  private entry(e: DirEntry, parent: PendingDir, names: Set<string>, queue: PendingDir[]): void {
+  private async entry(e: DirEntry, parent: PendingDir, names: Set<string>, queue: PendingDir[]): Promise<void> {
     const path = parent.path === '' ? e.name : `${parent.path}/${e.name}`;
     if (e.nameProblem) this.log.add('bad-name', `${path}: ${e.nameProblem}`, this.slotSectors(e.slots));
     const key = e.name.toLowerCase();
     if (names.has(key)) this.log.add('duplicate-name', `${path} appears twice in its directory`, this.slotSectors(e.slots));
     names.add(key);
-    if (e.directory) this.subdirectory(e, path, parent, queue);
-    else this.file(e, path);
+    if (e.directory) await this.subdirectory(e, path, parent, queue);
+    else await this.file(e, path);
   }
 
-  private file(e: DirEntry, path: string): void {
+  private async file(e: DirEntry, path: string): Promise<void> {
     const cs = this.g.clusterSize;
     const need = Math.ceil(e.size / cs);
     let runs: number[] = [];
     if (e.firstCluster !== 0) {
       const w = this.walk(e.firstCluster);
-      runs = this.claimed(w);
+      runs = await this.claimed(w);
       this.reportChain(path, w);
       const have = clustersIn(runs);
       if (w.end === 'end' && have !== need) {
@@ -160,7 +179,7 @@ export class FatScanner {
     this.emit(e, path, e.size, false, data);
   }
 
-  private subdirectory(e: DirEntry, path: string, parent: PendingDir, queue: PendingDir[]): void {
+  private async subdirectory(e: DirEntry, path: string, parent: PendingDir, queue: PendingDir[]): Promise<void> {
     const start = e.firstCluster;
     if (start === 0) {
       this.log.add('bad-chain', `${path}: a directory with no first cluster`);
@@ -171,7 +190,7 @@ export class FatScanner {
       this.log.add('directory-loop', `${path}: its first cluster ${start} is an enclosing directory's`, this.bytesOf([start, start + 1]));
       return;
     }
-    const runs = this.claimed(w);
+    const runs = await this.claimed(w);
     this.reportChain(path, w);
     const data = this.bytesOf(runs);
     this.own.add(this.own.owner(path), data);
@@ -251,9 +270,38 @@ export class FatScanner {
     }
   }
 
-  /** The clusters a walk claims: those it took, and the free or cross-linked cluster it ran into. */
-  private claimed(w: Walk): number[] {
-    return w.end === 'free' || w.end === 'taken' ? [...w.runs, w.at, w.at + 1] : w.runs;
+  /**
+   * The clusters a walk claims: those it took, the free cluster it ran
+   * into, or the cross-linked tail it joined (which the ownership check
+   * then reports as claimed twice).
+   */
+  private async claimed(w: Walk): Promise<number[]> {
+    if (w.end === 'free') return [...w.runs, w.at, w.at + 1];
+    if (w.end === 'taken') return [...w.runs, ...(await this.sharedTail(w.at))];
+    return w.runs;
+  }
+
+  /**
+   * The chain from `start`, a cluster another walk took, as long as it goes
+   * through taken clusters. The scan's map no longer holds their links, so
+   * they are read from the FAT itself; a loop, SHARED_TAIL_MAX clusters or
+   * the scan's budget ends it.
+   */
+  private async sharedTail(start: number): Promise<number[]> {
+    const runs: number[] = [];
+    const seen = new Set<number>();
+    const isFree = (c: number) => this.pass.free.has(c);
+    let c = start;
+    for (;;) {
+      seen.add(c);
+      if (runs.length > 0 && runs[runs.length - 1] === c) runs[runs.length - 1] = c + 1;
+      else runs.push(c, c + 1);
+      if (seen.size >= SHARED_TAIL_MAX || this.sharedBudget-- <= 0) return runs;
+      const v = await this.fat.entry(c);
+      if (classify(v, this.pass.map.mask, this.g.clusterCount) !== NEXT || seen.has(v)) return runs;
+      if (this.pass.map.peek(v, isFree) !== 'taken') return runs;
+      c = v;
+    }
   }
 
   private reportChain(path: string, w: Walk): void {

@@ -159,6 +159,14 @@ export class FatMap {
     return v;
   }
 
+  /** Whether cluster `c` is free, taken by a walk, or allocated and not yet taken. Changes nothing. */
+  peek(c: number, isFree: (c: number) => boolean): 'free' | 'taken' | 'untaken' {
+    const code = this.code(c);
+    if (code === C_NEXT || code === C_END) return 'untaken';
+    if (code === C_FREE) return isFree(c) ? 'free' : 'taken';
+    return this.other[this.otherIndex(c)] === VISITED ? 'taken' : 'untaken';
+  }
+
   /**
    * Calls `visit(first, end)` for each run [first, end) of clusters that the
    * FAT allocates (not free, not bad) and no walk has taken: lost chains.
