@@ -9,7 +9,7 @@ import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import { readChecked, type ByteSource } from '../source.js';
 import type { Anomaly } from '../volume.js';
 import type { FatGeometry } from './bpb.js';
-import { BAD, FatMap, classify, entriesBelow, entryAt, entryByte, entryMask, fatUsedBytes } from './table.js';
+import { FatMap, decodeEntries, entriesBelow, entryAt, entryByte, entryMask, fatUsedBytes } from './table.js';
 
 /** Bytes read at a time: a multiple of 3 (FAT12 entry pairs), 2 and 4, so no entry straddles two windows. */
 export const FAT_WINDOW = 3 * 1024 * 1024;
@@ -42,26 +42,27 @@ export async function readFat(src: ByteSource, g: FatGeometry, signal?: AbortSig
   const last = g.clusterCount + 1;
   let entry1 = 0;
   let freeStart = -1;
+  const badValue = mask - 8;
+  const values = new Uint32Array(entriesBelow(g.kind, FAT_WINDOW) + 1);
   for (let off = 0; off < used; off += FAT_WINDOW) {
     if (signal?.aborted) throw interrupted();
     const len = Math.min(FAT_WINDOW, used - off);
     const w = await readChecked(src, fatCopyStart(g, g.activeFat) + off, len, `FAT ${g.activeFat}`);
     const first = off === 0 ? 0 : entriesBelow(g.kind, off);
     const end = Math.min(last + 1, entriesBelow(g.kind, off + len));
-    for (let i = first; i < end; i++) {
-      const v = entryAt(g.kind, w, off, i);
-      if (i < 2) {
-        if (i === 1) entry1 = v;
-        continue;
-      }
-      map.set(i, v);
+    decodeEntries(g.kind, w, off, first, end, values);
+    if (first <= 1 && end > 1) entry1 = values[1 - first];
+    const from = Math.max(first, 2);
+    if (end > from) map.setMany(from, values.subarray(from - first), end - from);
+    for (let i = from; i < end; i++) {
+      const v = values[i - first];
       if (v === 0) {
         if (freeStart < 0) freeStart = i;
         continue;
       }
       if (freeStart >= 0) free.add(freeStart, i);
       freeStart = -1;
-      if (classify(v, mask, g.clusterCount) === BAD) bad.add(i, i + 1);
+      if (v === badValue) bad.add(i, i + 1);
     }
     await diff.compare(src, w, off, first, end);
   }

@@ -116,6 +116,35 @@ export class FatMap {
     if (code !== C_FREE) this.codes[c >>> 2] |= code << ((c & 3) * 2);
   }
 
+  /** `set` for entries first .. first + n - 1 (values[0 .. n - 1]): the FAT pass's loop, with the fields in locals. */
+  setMany(first: number, values: Uint32Array, n: number): void {
+    const codes = this.codes;
+    const rank = this.rank;
+    const last = this.clusterCount + 1;
+    const endMin = this.mask - 7;
+    let other = this.other;
+    let oc = this.otherCount;
+    for (let k = 0; k < n; k++) {
+      const c = first + k;
+      const v = values[k];
+      if ((c & ((1 << BLOCK_SHIFT) - 1)) === 0) rank[c >>> BLOCK_SHIFT] = oc;
+      if (v === 0) continue;
+      let code = C_OTHER;
+      if (v === c + 1 && v <= last) code = C_NEXT;
+      else if (v >= endMin) code = C_END;
+      else {
+        if (oc === other.length) {
+          this.otherCount = oc;
+          this.growOther();
+          other = this.other;
+        }
+        other[oc++] = v;
+      }
+      codes[c >>> 2] |= code << ((c & 3) * 2);
+    }
+    this.otherCount = oc;
+  }
+
   private growOther(): void {
     if (this.other.length >= MAX_JUMPS) {
       throw new GuestError(`the FAT has more than ${MAX_JUMPS} entries that are neither free, nor a link to the next cluster, nor an end of chain; this reader holds at most that many`);
@@ -215,6 +244,24 @@ export function entryAt(kind: FatKind, w: Uint8Array, base: number, i: number): 
   const o = ((i * 3) >>> 1) - base;
   const v = w[o] | (w[o + 1] << 8);
   return i & 1 ? v >> 4 : v & 0xfff;
+}
+
+/**
+ * Entries [first, end) of a window of FAT bytes that starts at byte `base`
+ * of the FAT, into `out` (out[0] is entry `first`): entryAt's loop, one per
+ * width, for the one pass over a whole FAT.
+ */
+export function decodeEntries(kind: FatKind, w: Uint8Array, base: number, first: number, end: number, out: Uint32Array): void {
+  const n = end - first;
+  if (kind === 'fat32') {
+    let o = first * 4 - base;
+    for (let k = 0; k < n; k++, o += 4) out[k] = (w[o] | (w[o + 1] << 8) | (w[o + 2] << 16) | (w[o + 3] << 24)) & 0x0fffffff;
+  } else if (kind === 'fat16') {
+    let o = first * 2 - base;
+    for (let k = 0; k < n; k++, o += 2) out[k] = w[o] | (w[o + 1] << 8);
+  } else {
+    for (let k = 0; k < n; k++) out[k] = entryAt(kind, w, base, first + k);
+  }
 }
 
 /** Bytes of the FAT that hold entries 0 .. clusterCount + 1. */
