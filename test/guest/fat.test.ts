@@ -1,6 +1,7 @@
 /**
  * The FAT reader against volumes made by mkfs.fat and filled by mtools,
- * every figure checked against Sleuth Kit, mtools and fsck.fat.
+ * every figure checked against Sleuth Kit (fsstat, fls, istat, blkls, icat),
+ * mtools (mdir, mcopy out) and fsck.fat.
  */
 import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
@@ -101,7 +102,7 @@ async function checkAgainstOracles(img: string, s: Scanned, spec: FatSpec | null
     if (!f.directory) {
       const mine = await contentOf(vol, f);
       expect(Buffer.from(mine).equals(Buffer.from(tskContent(img, t.inode))), `${f.path} (icat)`).toBe(true);
-      expect(Buffer.from(mine).equals(Buffer.from(mt.cat(img, f.path))), `${f.path} (mtype)`).toBe(true);
+      expect(Buffer.from(mine).equals(Buffer.from(mt.cat(img, f.path))), `${f.path} (mcopy)`).toBe(true);
     }
   }
   // Free space: blkls's unallocated sectors inside the cluster area.

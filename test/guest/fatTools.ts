@@ -52,10 +52,10 @@ export const mt = {
     if (r.status !== 0 && !/not found/.test(r.stderr)) throw new Error(`mdir: ${r.stderr}`);
     return r.stdout.split('\n').filter((l) => l.startsWith('::/')).map((l) => l.slice(3));
   },
-  /** A file's content as mtools reads it. */
+  /** A file's content as mtools copies it out (mcopy to standard output). */
   cat: (d: string, file: string) => {
-    const r = spawnSync('mtype', ['-i', d, `::/${file}`], { maxBuffer: 256 * 1024 * 1024 });
-    if (r.status !== 0) throw new Error(`mtype ${file}: ${r.stderr}`);
+    const r = spawnSync('mcopy', ['-n', '-i', d, `::/${file}`, '-'], { maxBuffer: 256 * 1024 * 1024 });
+    if (r.status !== 0) throw new Error(`mcopy ${file} -: ${r.stderr}`);
     return new Uint8Array(r.stdout);
   },
 };
