@@ -25,9 +25,9 @@ import { BAD, END, NEXT, RESERVED, TAKEN_BEFORE, TAKEN_FREE, classify } from './
 const DIR_WINDOW = 1024 * 1024;
 
 /**
- * Clusters of a cross-linked tail followed for one owner (beyond it the
- * double-owned report names the first ones only), and the first bound on
- * all such following in a scan, as a multiple of the cluster count.
+ * Clusters of a cross-linked tail followed for one owner; past that the
+ * double-owned report covers the first ones only. (All owners together
+ * follow at most the cluster count: `sharedBudget`.)
  */
 const SHARED_TAIL_MAX = 1 << 16;
 
@@ -100,7 +100,7 @@ export class FatScanner {
   // ---- the tree -------------------------------------------------------------------------------
 
   private async walkTree(): Promise<void> {
-    const queue: PendingDir[] = [];
+    const queue: Array<PendingDir | undefined> = [];
     const g = this.g;
     if (g.kind === 'fat32') {
       const w = this.walk(g.rootCluster);
@@ -113,13 +113,13 @@ export class FatScanner {
       queue.push({ path: '', start: g.rootCluster, runs: w.runs });
     } else queue.push({ path: '', start: 0, runs: [] });
     for (let head = 0; head < queue.length; head++) {
-      const d = queue[head];
-      queue[head] = undefined as unknown as PendingDir;
+      const d = queue[head]!;
+      queue[head] = undefined; // walked: let its runs go
       await this.readDir(d, queue);
     }
   }
 
-  private async readDir(d: PendingDir, queue: PendingDir[]): Promise<void> {
+  private async readDir(d: PendingDir, queue: Array<PendingDir | undefined>): Promise<void> {
     const parser = new DirParser(this.g.kind === 'fat32');
     const names = new Set<string>();
     const found: DirEntry[] = [];
@@ -149,7 +149,7 @@ export class FatScanner {
     if (d.path === '') this.label = parser.labels[0] ?? null;
   }
 
-  private async entry(e: DirEntry, parent: PendingDir, names: Set<string>, queue: PendingDir[]): Promise<void> {
+  private async entry(e: DirEntry, parent: PendingDir, names: Set<string>, queue: Array<PendingDir | undefined>): Promise<void> {
     const path = parent.path === '' ? e.name : `${parent.path}/${e.name}`;
     if (e.nameProblem) this.log.add('bad-name', `${path}: ${e.nameProblem}`, this.slotSectors(e.slots));
     const key = e.name.toLowerCase();
@@ -179,7 +179,7 @@ export class FatScanner {
     this.emit(e, path, e.size, false, data);
   }
 
-  private async subdirectory(e: DirEntry, path: string, parent: PendingDir, queue: PendingDir[]): Promise<void> {
+  private async subdirectory(e: DirEntry, path: string, parent: PendingDir, queue: Array<PendingDir | undefined>): Promise<void> {
     const start = e.firstCluster;
     if (start === 0) {
       this.log.add('bad-chain', `${path}: a directory with no first cluster`);
