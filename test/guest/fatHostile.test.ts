@@ -373,6 +373,13 @@ describe.skipIf(!READY)('FAT reader on damaged volumes', () => {
     await expect(scan(b)).rejects.toThrow(/FAT boot sector: 1\d{5} clusters need FAT32, but the boot sector has a FAT12\/16 layout/);
   });
 
+  it('a scan whose signal is aborted stops with INTERRUPTED', async () => {
+    const vol = (await scan(copy(base))).vol;
+    const ac = new AbortController();
+    ac.abort();
+    await expect(vol.scan({ signal: ac.signal })).rejects.toMatchObject({ code: 'INTERRUPTED' });
+  });
+
   it('probe: FAT volumes are recognised; zeros, an NTFS and an exFAT boot sector are not', () => {
     for (const x of [base, base32, base12]) expect(looksLikeFat(x.bytes.subarray(0, 512))).toBe(true);
     expect(looksLikeFat(new Uint8Array(512))).toBe(false);
