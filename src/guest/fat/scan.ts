@@ -129,8 +129,9 @@ export class FatScanner {
     };
     const what = `directory ${d.path === '' ? '/' : d.path}`;
     if (d.path === '' && this.g.kind !== 'fat32') {
+      // The root's sectors, of which only its entries' slots count (the rest of the last sector is padding).
       const bytes = await readChecked(this.src, this.g.rootStart, this.g.rootBytes, 'root directory');
-      parser.feed(bytes, this.g.rootStart, onEntry);
+      parser.feed(bytes.subarray(0, this.g.rootEntries * 32), this.g.rootStart, onEntry);
       await take();
     } else {
       const cs = this.g.clusterSize;
