@@ -57,8 +57,8 @@ export class FatVolume implements Volume {
     let left = f.size;
     let got = 0;
     let c = f.ref;
-    const broken = (why: string) => new GuestError(`${f.path}: ${why} after ${got} of the ${need} clusters its size needs`);
-    if (c < 2 || c > last) throw broken(`first cluster ${c} is outside 2 to ${last}`);
+    const broken = (why: string, read: number) => new GuestError(`${f.path}: ${why} after ${read} of the ${need} clusters its size needs`);
+    if (c < 2 || c > last) throw broken(`first cluster ${c} is outside 2 to ${last}`, 0);
     while (got < need) {
       // A run of consecutive clusters, at most `per` long.
       const first = c;
@@ -67,7 +67,7 @@ export class FatVolume implements Volume {
       for (;;) {
         if (got + n === need) break;
         const v = await fat.entry(c);
-        if (classify(v, mask, g.clusterCount) !== NEXT) throw broken(`the chain ends at cluster ${c} (entry 0x${v.toString(16)})`);
+        if (classify(v, mask, g.clusterCount) !== NEXT) throw broken(`the chain ends at cluster ${c} (entry 0x${v.toString(16)})`, got + n);
         if (v !== c + 1 || n === per) {
           next = v;
           break;
