@@ -72,7 +72,7 @@ function forgetNextFree(img: string, offset: number): void {
     readSync(fd, boot, 0, 512, offset);
     if (boot.readUInt16LE(22) !== 0) return; // not FAT32
     const fsInfo = boot.readUInt16LE(48);
-    writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 4, offset + fsInfo * 512 + 492);
+    writeSync(fd, Buffer.from([0xff, 0xff, 0xff, 0xff]), 0, 4, offset + fsInfo * boot.readUInt16LE(11) + 492);
   } finally {
     closeSync(fd);
   }
@@ -85,7 +85,8 @@ async function checkAgainstOracles(img: string, s: Scanned, spec: FatSpec | null
   const layout = tskLayout(img);
   expect(layout.type.toLowerCase()).toBe(vol.kind);
   if (spec) expect(vol.kind).toBe(`fat${spec.fat}`);
-  expect(g.dataStart).toBe(layout.clusterAreaStartSector * 512);
+  expect(g.dataStart).toBe(layout.clusterAreaStartSector * layout.sectorSize);
+  expect(g.bytesPerSector).toBe(layout.sectorSize);
   expect(g.clusterCount).toBe(layout.lastCluster - 1);
   // The file list: Sleuth Kit and mtools.
   const tsk = tskFiles(img);
@@ -106,7 +107,7 @@ async function checkAgainstOracles(img: string, s: Scanned, spec: FatSpec | null
     }
   }
   // Free space: blkls's unallocated sectors inside the cluster area.
-  expect(scan.free.toArray()).toEqual(tskFree(img).clip(vol.clusterArea.start, vol.clusterArea.end).toArray());
+  expect(scan.free.toArray()).toEqual(tskFree(img, 0, layout.sectorSize).clip(vol.clusterArea.start, vol.clusterArea.end).toArray());
   // fsck.fat: clean, and the same count of clusters in use.
   const fsck = fsckFat(img);
   expect(fsck.status, fsck.output).toBe(0);
@@ -133,10 +134,12 @@ describe.skipIf(!READY)('FAT reader against mkfs.fat + mtools images and Sleuth 
     { fat: 16, bytes: 64 * MiB, sectorsPerCluster: 8 },
     { fat: 32, bytes: 40 * MiB, sectorsPerCluster: 1, label: 'THIRTYTWO' },
     { fat: 32, bytes: 300 * MiB, sectorsPerCluster: 8 },
+    { fat: 16, bytes: 64 * MiB, sectorsPerCluster: 1, bytesPerSector: 4096, label: 'FOURK' },
   ];
   for (const spec of cases) {
-    const cs = spec.sectorsPerCluster * 512;
-    it(`FAT${spec.fat}, ${spec.bytes / MiB} MiB, ${cs} B clusters: files, clusters, free space, content and state agree`, async () => {
+    const bps = spec.bytesPerSector ?? 512;
+    const cs = spec.sectorsPerCluster * bps;
+    it(`FAT${spec.fat}, ${spec.bytes / MiB} MiB, ${bps} B sectors, ${cs} B clusters: files, clusters, free space, content and state agree`, async () => {
       const dir = tempDir();
       const img = mkfat(path.join(dir, 'v.img'), spec);
       populate(img, 0, dir, cs);

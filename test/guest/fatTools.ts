@@ -25,13 +25,15 @@ export interface FatSpec {
   fat: 12 | 16 | 32;
   bytes: number;
   sectorsPerCluster: number;
+  /** 512 unless given (4096 for a 4Kn disk). */
+  bytesPerSector?: number;
   label?: string;
 }
 
 /** A new image of `spec.bytes` bytes holding a fresh file system made by mkfs.fat. */
 export function mkfat(file: string, spec: FatSpec): string {
   blankImage(file, spec.bytes);
-  const args = ['-F', String(spec.fat), '-S', '512', '-s', String(spec.sectorsPerCluster), '-i', '12345678'];
+  const args = ['-F', String(spec.fat), '-S', String(spec.bytesPerSector ?? 512), '-s', String(spec.sectorsPerCluster), '-i', '12345678'];
   if (spec.label) args.push('-n', spec.label);
   run('mkfs.fat', [...args, file]);
   return file;
@@ -116,6 +118,7 @@ export function tskFiles(img: string, sectorOffset = 0): Map<string, TskEntry> {
 
 export interface TskLayout {
   type: string;
+  sectorSize: number;
   clusterAreaStartSector: number;
   sectorsPerCluster: number;
   lastCluster: number;
@@ -126,6 +129,7 @@ export function tskLayout(img: string, sectorOffset = 0): TskLayout {
   const num = (re: RegExp) => Number(re.exec(s)![1]);
   return {
     type: /File System Type: (\S+)/.exec(s)![1],
+    sectorSize: num(/Sector Size: (\d+)/),
     clusterAreaStartSector: num(/Cluster Area: (\d+)/),
     sectorsPerCluster: num(/Cluster Size: (\d+)/) / num(/Sector Size: (\d+)/),
     lastCluster: num(/Total Cluster Range: \d+ - (\d+)/),
@@ -148,11 +152,11 @@ export function tskClusters(img: string, inode: string, layout: TskLayout, secto
 }
 
 /** Unallocated sectors (blkls -l) as volume bytes. */
-export function tskFree(img: string, sectorOffset = 0): RangeSet {
+export function tskFree(img: string, sectorOffset = 0, sectorSize = 512): RangeSet {
   const b = new RangeSetBuilder();
   for (const line of run('blkls', [...tskArgs(sectorOffset), '-l', img]).split('\n')) {
     const m = /^(\d+)\|f$/.exec(line);
-    if (m) b.add(Number(m[1]) * 512, Number(m[1]) * 512 + 512);
+    if (m) b.add(Number(m[1]) * sectorSize, (Number(m[1]) + 1) * sectorSize);
   }
   return b.build();
 }
