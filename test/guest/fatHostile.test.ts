@@ -375,6 +375,20 @@ describe.skipIf(!READY)('FAT reader on damaged volumes', () => {
     await expect(scan(b)).rejects.toThrow(/FAT boot sector: 1\d{5} clusters need FAT32, but the boot sector has a FAT12\/16 layout/);
   });
 
+  it('fat32: a subdirectory two levels down pointing at the root cluster is a directory loop too', async () => {
+    const { g, files } = base32;
+    const b = copy(base32);
+    const d0 = firstCluster(files.get('DIR')!, g);
+    const at = g.dataStart + (d0 - 2) * g.clusterSize;
+    const slot = slotOf(b, 'SUB        ', at, g.clusterSize);
+    u16(b, slot + 20, g.rootCluster >>> 16);
+    u16(b, slot + 26, g.rootCluster & 0xffff);
+    const s = await scan(b);
+    expect(anomaly(s, 'directory-loop').message).toContain(`DIR/SUB: its first cluster ${g.rootCluster} is an enclosing directory's`);
+    expect(s.files.map((f) => f.path).sort()).toEqual(['A long file name.bin', 'DIR', 'ONE.BIN', 'TWO.BIN']);
+    expect(partitionProblems(s.scan, s.vol.size)).toEqual([]);
+  });
+
   it('a scan whose signal is aborted stops with INTERRUPTED', async () => {
     const vol = (await scan(copy(base))).vol;
     const ac = new AbortController();
