@@ -212,7 +212,7 @@ describe.skipIf(!READY)('FAT reader on damaged volumes', () => {
       setEntry(b, g, g.clusterCount - 1, 5, 1);
       const s = await scan(b);
       const m = anomaly(s, 'fat-mismatch');
-      expect(m.message).toBe(`FAT 1 differs from FAT 0 in 1 entries (first: cluster ${g.clusterCount - 1})`);
+      expect(m.message).toBe(`FAT 1 differs from FAT 0 in 1 entry (first: cluster ${g.clusterCount - 1})`);
       expect(fsck(dir, b).output).toMatch(/FATs differ/);
     });
 

@@ -70,8 +70,8 @@ const u16 = (b: Uint8Array, o: number) => b[o] | (b[o + 1] << 8);
 const u32 = (b: Uint8Array, o: number) => (b[o] | (b[o + 1] << 8) | (b[o + 2] << 16) | (b[o + 3] << 24)) >>> 0;
 const isPow2 = (n: number) => n > 0 && (n & (n - 1)) === 0;
 
-function bad(message: string, data: Record<string, unknown> = {}): GuestError {
-  return new GuestError(`FAT boot sector: ${message}`, data);
+function bad(message: string): GuestError {
+  return new GuestError(`FAT boot sector: ${message}`);
 }
 
 /** The fields every FAT boot sector has, before any derived value. */

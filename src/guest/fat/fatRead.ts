@@ -2,7 +2,8 @@
  * Reading the FAT from the volume: one pass over the active copy in large
  * windows (building the scan's FatMap, the free and bad clusters, and
  * entry 1 for the dirty bits) with the other copies compared window by
- * window; and a small cached reader of single entries for readContent.
+ * window; and a small cached reader of single entries (readContent, and
+ * the scan's following of cross-linked tails).
  */
 import { VhdToolError } from '../../errors.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
@@ -102,7 +103,7 @@ class CopyDiff {
   anomaly(): Anomaly | null {
     const parts: string[] = [];
     for (let k = 0; k < this.copies.length; k++) {
-      if (this.counts[k] > 0) parts.push(`FAT ${this.copies[k]} differs from FAT ${this.g.activeFat} in ${this.counts[k]} entries (first: cluster ${this.firsts[k]})`);
+      if (this.counts[k] > 0) parts.push(`FAT ${this.copies[k]} differs from FAT ${this.g.activeFat} in ${this.counts[k]} ${this.counts[k] === 1 ? 'entry' : 'entries'} (first: cluster ${this.firsts[k]})`);
     }
     if (parts.length === 0) return null;
     return { kind: 'fat-mismatch', message: parts.join('; '), ranges: this.ranges.build() };
