@@ -5,6 +5,7 @@
  */
 import type { ByteSource } from './source.js';
 import type { FsKind, Volume } from './volume.js';
+import { fatReader } from './fat/volume.js';
 import { swapReader } from './swap.js';
 
 /** Bytes of a volume's start handed to `probe` (fewer when the volume is smaller). */
@@ -22,5 +23,6 @@ export interface VolumeReader {
 export type { FsKind };
 
 export const READERS: VolumeReader[] = [
+  fatReader,
   swapReader,
 ];
