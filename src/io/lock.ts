@@ -3,12 +3,17 @@
  * `.<name>.vhdtool.lock` beside the disk, created with O_EXCL and holding
  * "<pid> <hostname>". A lock whose process is gone (same host) is stale and is
  * broken by renaming it aside first, so two breakers cannot both win.
+ *
+ * Taking a lock also rolls back an in-place rewrite that a killed relink left
+ * unfinished (io/journal.ts), so every command that locks a disk starts from
+ * a disk whose link is whole.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { VhdToolError } from '../errors.js';
 import type { FileSystem } from './fsys.js';
 import { removeQuietly } from './atomic.js';
+import { recoverJournal } from './journal.js';
 
 export interface DiskLock {
   path: string;
@@ -76,7 +81,15 @@ export async function lockDisk(fs: FileSystem, disk: string): Promise<DiskLock> 
       throw new VhdToolError('WRITE_FAILED', `cannot create lock file ${p} (${code ?? 'error'})`, disk, { errno: code ?? null });
     }
     if (created) {
-      return { path: p, release: async () => { await removeQuietly(fs, p); } };
+      const release = async () => { await removeQuietly(fs, p); };
+      try {
+        // No live vhdtool holds this disk now: undo a relink that was killed half way, before anyone reads or writes it.
+        await recoverJournal(fs, disk);
+      } catch (e) {
+        await release();
+        throw e;
+      }
+      return { path: p, release };
     }
     const owner = await readOwner(fs, p);
     if (owner && (owner.host !== os.hostname() || alive(owner.pid))) {
