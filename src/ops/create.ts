@@ -97,7 +97,9 @@ export async function create(disk: string, opts: CreateOptions): Promise<CreateR
       const holders = await pidsHolding(st.dev, st.ino);
       if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); refusing to replace it`, disk);
     }
-    const spec = parent ? childSpec(target, parent, opts) : baseSpec(opts);
+    // Relative locators start from the folder the child really lies in.
+    const realTarget = path.join(await fs.realpath(path.dirname(target)), path.basename(target));
+    const spec = parent ? childSpec(realTarget, parent, opts) : baseSpec(opts);
     const written = await writeAtomically(fs, target, (file) => writeSpec(file, spec), {
       replace: replaced,
       mode: 0o644,
@@ -149,7 +151,7 @@ function validateOptions(disk: string, o: CreateOptions): void {
 }
 
 interface ParentInfo {
-  /** The path written into the locators (as given, made absolute). */
+  /** The path written into the locators (the parent's real path, as merge and compact write it). */
   path: string;
   meta: VhdMeta;
   /** The parent file's modification time as a VHD time stamp. */
@@ -162,7 +164,7 @@ async function parentInfo(fs: FileSystem, chain: Chain, given: string): Promise<
     throw new VhdToolError('SAVED_STATE', 'parent is in saved state (a virtual machine was saved with it attached); a child made now would not see what the VM holds in memory', given);
   }
   const st = await fs.stat(p.path);
-  return { path: path.resolve(given), meta: p.meta, timestamp: dateToVhdTime(new Date(st.mtimeMs)) };
+  return { path: p.realPath, meta: p.meta, timestamp: dateToVhdTime(new Date(st.mtimeMs)) };
 }
 
 /** Everything the new file holds. */
