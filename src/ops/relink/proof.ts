@@ -38,7 +38,7 @@ export interface ProofCheck {
   overridden: boolean;
   /** This check stops the relink. */
   refuses: boolean;
-  /** Error code (and so exit status) when it refuses. */
+  /** Error code (and so exit status) when it refuses; null otherwise. */
   code: ErrorCode | null;
 }
 
@@ -153,7 +153,11 @@ export async function prove(ctx: ProofContext, steps: readonly ProofStep[] = PRO
   const checks: ProofCheck[] = [];
   for (const step of steps) {
     const r = await step(ctx);
-    checks.push({ ...r, ...refuses(r, ctx) });
+    const d = refuses(r, ctx);
+    checks.push({
+      name: r.name, status: r.status, evidence: r.evidence, proves: r.proves,
+      override: r.override, overridden: d.overridden, refuses: d.refuses, code: d.refuses ? r.code : null,
+    });
   }
   const verdict = checks.some((c) => c.refuses) ? 'refused' : checks.some((c) => c.overridden) ? 'accepted' : 'proven';
   return { checks, verdict, limits: [...PROOF_LIMITS] };
