@@ -27,9 +27,11 @@ The header and locator sectors are rewritten in place under an undo journal
 when the new locators fit the room the file reserves, else the whole file is
 rewritten atomically; a crash leaves the old link or the new one.
 
-Exit status: 0 relinked (or would be, with --dry-run), 5 parent not found,
-UUID or size mismatch, ambiguous copies; 6 refused (a later parent without
---force, saved state, locked or in use); 4 the candidate's chain fails check.
+Exit status: 0 relinked (or would be, with --dry-run; a dry run that a real
+run would refuse exits with that refusal's status); 5 parent not found, UUID
+or size mismatch, ambiguous copies, the candidate's own chain broken; 6
+refused (a later parent without --force, saved state, locked or in use); 4 a
+layer of the candidate's chain fails check.
 
 Examples:
   vhdtool relink user1.vhd --search /srv/golden --dry-run
