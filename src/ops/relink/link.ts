@@ -159,14 +159,17 @@ function spaceFits(dataSpace: number, capacity: number, length: number): boolean
 }
 
 /**
- * The in-place writes: the header, then every slot's new data (zero-padded
- * over what the old data used), and zeros over freed slots' old data.
+ * The in-place writes: every slot's new data (zero-padded over what the old
+ * data used), zeros over freed slots' old data, and the header last. The
+ * journal makes the whole set atomic for vhdtool; the order serves other
+ * tools that meet a disk a crash left half written before any vhdtool rolled
+ * it back: until the header (checksummed) is written, they see the old
+ * header, whose locators now hold new paths at most cut to the old lengths,
+ * and the parent's UUID still guards what they open.
  * `read(offset, length)` returns the bytes there now.
  */
 export async function inPlacePatches(meta: VhdMeta, header: DynamicHeader, plan: InPlacePlan, read: (offset: number, length: number) => Promise<Uint8Array>): Promise<Patch[]> {
   const patches: Patch[] = [];
-  const headerAt = meta.footer.dataOffset!;
-  patches.push({ offset: headerAt, old: await read(headerAt, 1024), new: encodeHeader(header) });
   for (const { locator, slot } of plan.placed) {
     const len = Math.min(slot.capacity, Math.max(slot.oldBytes, roundUp(locator.data.length, SECTOR)));
     const neu = new Uint8Array(len);
@@ -177,5 +180,7 @@ export async function inPlacePatches(meta: VhdMeta, header: DynamicHeader, plan:
     const len = Math.min(s.capacity, s.oldBytes);
     if (len > 0) patches.push({ offset: s.offset, old: await read(s.offset, len), new: new Uint8Array(len) });
   }
+  const headerAt = meta.footer.dataOffset!;
+  patches.push({ offset: headerAt, old: await read(headerAt, 1024), new: encodeHeader(header) });
   return patches.filter((p) => !Buffer.from(p.old).equals(Buffer.from(p.new)));
 }
