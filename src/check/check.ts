@@ -22,6 +22,8 @@ export interface CheckOptions {
   parent?: string;
   /** Skip reading block data (the bitmap invariant); metadata only. */
   fast?: boolean;
+  /** Stops the data read (the bitmap invariant) with INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 export interface CheckReport {
@@ -53,7 +55,7 @@ export async function checkDisk(fs: FileSystem, file: string, runner: TaskRunner
     if (m.type !== 'fixed') {
       await checkGaps(vhd, issues);
       if (!opts.fast) {
-        const dirty = await findDirtyUnsetSectors(vhd, runner);
+        const dirty = await findDirtyUnsetSectors(vhd, runner, undefined, opts.signal);
         for (const d of dirty.slice(0, 10)) {
           issues.error('bitmap-clear-data', `block ${d.block}: ${d.count} sector(s) hold data where the bitmap is clear (first at sector ${d.block * (m.blockSize! / SECTOR) + d.sectors[0]})`);
         }

@@ -11,13 +11,13 @@ import type { TaskRunner } from '../parallel/pool.js';
 import type { ProgressSink } from '../progress.js';
 
 /** Runs `check` on each layer of `chain`, leaf first, each with its parent as the chain holds it. */
-export async function checkChain(fs: FileSystem, chain: Chain, runner: TaskRunner, progress?: ProgressSink): Promise<CheckReport[]> {
+export async function checkChain(fs: FileSystem, chain: Chain, runner: TaskRunner, progress?: ProgressSink, signal?: AbortSignal): Promise<CheckReport[]> {
   const layers = chain.layersLeafFirst;
   const reports: CheckReport[] = [];
   progress?.start('checking the parent chain', 0);
   try {
     for (let i = 0; i < layers.length; i++) {
-      reports.push(await checkDisk(fs, layers[i].path, runner, { parent: layers[i + 1]?.path }));
+      reports.push(await checkDisk(fs, layers[i].path, runner, { parent: layers[i + 1]?.path, signal }));
     }
   } finally {
     progress?.done();
@@ -35,8 +35,8 @@ export function firstFailure(reports: CheckReport[]): { path: string; rule: stri
 }
 
 /** Refuses a chain any layer of which `check` rejects. */
-export async function refuseFailingChain(fs: FileSystem, chain: Chain, runner: TaskRunner, progress?: ProgressSink): Promise<void> {
-  const bad = firstFailure(await checkChain(fs, chain, runner, progress));
+export async function refuseFailingChain(fs: FileSystem, chain: Chain, runner: TaskRunner, progress?: ProgressSink, signal?: AbortSignal): Promise<void> {
+  const bad = firstFailure(await checkChain(fs, chain, runner, progress, signal));
   if (bad) {
     throw new VhdToolError('BAD_FORMAT', `fails \`vhdtool check\` (${bad.rule}: ${bad.message}); refusing to link a new disk to it`, bad.path);
   }

@@ -86,7 +86,7 @@ export async function create(disk: string, opts: CreateOptions): Promise<CreateR
       chain = await openChain(fs, opts.parent, { mode: 'strict' });
       await refuseOutputIsInput(fs, target, [chain]);
       parent = await parentInfo(fs, chain, opts.parent);
-      await refuseFailingChain(fs, chain, ctx.runner, ctx.progress);
+      await refuseFailingChain(fs, chain, ctx.runner, ctx.progress, ctx.signal);
     }
     await cleanStaleTemps(fs, target);
     const replaced = await refuseExisting(fs, target, opts.force ?? false);

@@ -135,7 +135,7 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
     // 3. The proof.
     if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
     const proof = await prove({
-      fs, runner: ctx.runner, progress: ctx.progress,
+      fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal,
       child: { path: child, meta: m, stat: childStat },
       candidate: { path: candidatePath, meta: candMeta, stat: candStat },
       chain: chainOrError, force: opts.force ?? false, ignoreIdMismatch: opts.ignoreIdMismatch ?? false,

@@ -352,4 +352,15 @@ describe('relink', () => {
     expect((await relink(t.child, { search: [t.root], threads: 0, force: true })).changed).toBe(true);
     expect(await contentHash(t.child)).toBe(t.content);
   });
+
+  it('interrupted (SIGINT/SIGTERM abort the signal): nothing is written, no lock or journal is left', async () => {
+    const t = await tree();
+    renameSync(path.dirname(t.base), path.join(t.root, 'moved'));
+    const before = sha(t.child);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(relink(t.child, { search: [t.root], threads: 0, signal: ac.signal })).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    expect(sha(t.child)).toBe(before);
+    expect(readdirSync(path.dirname(t.child))).toEqual(['user1.vhd']);
+  });
 });

@@ -60,6 +60,7 @@ export interface ProofContext {
   fs: FileSystem;
   runner: TaskRunner;
   progress?: ProgressSink;
+  signal?: AbortSignal;
   child: ProofSubject;
   candidate: ProofSubject;
   /** The candidate's chain (candidate first), or why it could not be opened. */
@@ -115,7 +116,7 @@ export const checkParentTime: ProofStep = async ({ child, candidate, force }) =>
       `it was probably changed since (or copied without keeping its file times), and the child may no longer match it${accepted}` };
 };
 
-export const checkParentChain: ProofStep = async ({ fs, runner, progress, chain, child }) => {
+export const checkParentChain: ProofStep = async ({ fs, runner, progress, signal, chain, child }) => {
   const base = { name: 'parent-chain', proves: "the candidate's own chain is complete and every layer of it passes `vhdtool check`", override: null };
   if (!('layersLeafFirst' in chain)) {
     return { ...base, status: 'failed', code: chain.code, evidence: `${chain.path ? `${chain.path}: ` : ''}${chain.message}` };
@@ -125,7 +126,7 @@ export const checkParentChain: ProofStep = async ({ fs, runner, progress, chain,
   if (loop) {
     return { ...base, status: 'failed', code: 'CHAIN_CYCLE', evidence: `the candidate's chain contains the child itself (${loop.path}): the link would make a loop` };
   }
-  const bad = firstFailure(await checkChain(fs, chain, runner, progress));
+  const bad = firstFailure(await checkChain(fs, chain, runner, progress, signal));
   if (bad) return { ...base, status: 'failed', code: 'BAD_FORMAT', evidence: `${bad.path} fails check: ${bad.rule}: ${bad.message}` };
   const names = layers.map((l) => `${l.path} (${l.meta.type})`).join(' -> ');
   return { ...base, status: 'passed', code: null, evidence: `${layers.length} layer(s) open strictly and pass check: ${names}` };
