@@ -17,13 +17,13 @@
  */
 import * as path from 'node:path';
 import { VhdToolError, fromSystemError } from '../errors.js';
-import { dateToVhdTime, sparseLayout, vhdTimeToIso, type LocatorEntry, type Uuid } from '../format/index.js';
+import { dateToVhdTime, sparseLayout, vhdTimeToIso, type DynamicHeader, type LocatorEntry, type Uuid } from '../format/index.js';
 import { locatorSlot } from '../vhd/build.js';
 import type { FileStat, FileSystem } from '../io/fsys.js';
 import { readAt } from '../io/fsys.js';
 import { lockDisk, type DiskLock } from '../io/lock.js';
 import { pidsHolding } from '../io/inUse.js';
-import { applyJournaled } from '../io/journal.js';
+import { applyJournaled, type Patch } from '../io/journal.js';
 import { cleanStaleTemps } from '../io/atomic.js';
 import { openChain } from '../chain/openChain.js';
 import { parentCandidates } from '../chain/candidates.js';
@@ -33,6 +33,7 @@ import { resolveBase, type OpBase } from './common.js';
 import { describeOrphan, scanGaps } from '../check/gaps.js';
 import { findParentByUuid, type SearchReport } from './relink/find.js';
 import { prove, refusal, type Proof } from './relink/proof.js';
+import type { ProgressSink } from '../progress.js';
 import {
   desiredLocators, inPlacePatches, newLinkHeader, placeInPlace, rewriteLocators, type LinkChanges, type PlannedLocator,
 } from './relink/link.js';
@@ -86,134 +87,176 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
   const fs = ctx.fs;
   let lock: DiskLock | null = null;
   let vhd: Vhd | null = null;
-  let chain: Chain | null = null;
+  let chain: Chain | VhdToolError | null = null;
   try {
     const real = await fs.realpath(child).catch((e) => { throw fromSystemError(e, child, false); });
     if (!opts.dryRun) {
+      // Taking the lock also rolls back a relink a kill left half done (io/lock.ts).
       lock = await lockDisk(fs, real);
       await cleanStaleTemps(fs, real);
     }
     vhd = await openVhd(fs, child, { mode: 'strict' });
-    const m = vhd.meta;
-    if (m.type !== 'differencing') throw new VhdToolError('REFUSED', `not a differencing disk (${m.type}): it has no parent to link`, child);
-    if (m.footer.savedState !== 0) {
-      throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', child);
-    }
-    const childStat = await fs.stat(real);
-    if (!opts.dryRun) {
-      const holders = await pidsHolding(childStat.dev, childStat.ino);
-      if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, child);
-    }
-
-    // 2. The candidate.
-    let search: SearchReport | null = null;
-    let candidatePath: string;
-    let foundBy: string;
-    if (opts.parent !== undefined) {
-      candidatePath = path.resolve(opts.parent);
-      foundBy = '--parent';
-    } else {
-      search = await findParentByUuid(fs, opts.search!, { path: child, realPath: real, dev: childStat.dev, ino: childStat.ino, meta: m }, ctx.signal);
-      candidatePath = search.chosen;
-      foundBy = `--search: ${search.how}`;
-    }
-    const candReal = await fs.realpath(candidatePath).catch((e) => { throw fromSystemError(e, candidatePath, false); });
-    const candStat = await fs.stat(candReal);
-    if (candStat.dev === childStat.dev && candStat.ino === childStat.ino) throw new VhdToolError('REFUSED', 'the candidate parent is the child itself', child);
-    const cand = await openVhd(fs, candidatePath, { mode: 'strict' });
-    const candMeta = cand.meta;
-    await cand.close();
-    let chainOrError: Chain | VhdToolError;
-    try {
-      chain = await openChain(fs, candidatePath, { mode: 'strict' });
-      chainOrError = chain;
-    } catch (e) {
-      if (!(e instanceof VhdToolError) || e.code === 'INTERNAL') throw e;
-      chainOrError = e;
-    }
-
-    // 3. The proof.
+    const childStat = await preflight(fs, child, real, vhd.meta, opts.dryRun ?? false);
+    const cand = await findCandidate(fs, child, real, vhd.meta, childStat, opts, ctx.signal);
+    chain = await openCandidateChain(fs, cand.path);
     if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
     const proof = await prove({
       fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal,
-      child: { path: child, meta: m, stat: childStat },
-      candidate: { path: candidatePath, meta: candMeta, stat: candStat },
-      chain: chainOrError, force: opts.force ?? false, ignoreIdMismatch: opts.ignoreIdMismatch ?? false,
+      child: { path: child, meta: vhd.meta, stat: childStat },
+      candidate: { path: cand.path, meta: cand.meta, stat: cand.stat },
+      chain, force: opts.force ?? false, ignoreIdMismatch: opts.ignoreIdMismatch ?? false,
     });
+    const plan = await planLink(vhd, real, childStat, cand, proof, opts);
     const no = refusal(proof);
-
-    // 4. The plan.
-    const changes: LinkChanges = {
-      childPath: real,
-      parentPath: candReal,
-      parentUuid: opts.ignoreIdMismatch ? candMeta.footer.uniqueId : null,
-      parentTimestamp: proof.checks.some((c) => c.name === 'parent-time' && c.overridden) ? dateToVhdTime(new Date(candStat.mtimeMs)) : null,
-    };
-    const { locators: wanted, dropped } = desiredLocators(m, changes);
-    const place = placeInPlace(m, wanted);
-    const inPlace = 'entries' in place && childStat.nlink === 1;
-    const methodWhy = !('entries' in place) ? `${place.reason}: the file is rewritten` :
-      childStat.nlink > 1 ? `the file has ${childStat.nlink} hard links, which an in-place write would change together: this name is rewritten` :
-        'the new locators fit the space the file reserves: header and locator sectors are rewritten in place';
-    const header = newLinkHeader(m, changes, 'entries' in place ? place.entries : m.header!.locators);
-    const patches = 'entries' in place ? await inPlacePatches(m, header, place, (o, n) => readAt(vhd!.file, o, n)) : null;
-    const unchanged = inPlace && patches!.length === 0;
     const result: RelinkResult = {
       path: child,
-      parent: { path: candidatePath, uuid: candMeta.footer.uniqueId, foundBy },
-      search, proof,
-      before: viewOf(m, m.header!.locators.map((e, i) => ({ e, text: locatorText(m, i) }))),
-      after: inPlace
-        ? viewOf({ ...m, header }, header.locators.map((e) => ({ e, text: wanted.find((w) => w.platform === e.platform)?.text ?? null })))
-        : plannedView(header, wanted),
-      dropped,
-      method: unchanged ? 'unchanged' : inPlace ? 'in-place' : 'rewrite',
-      methodReason: unchanged ? 'the child already holds exactly this link' : methodWhy,
+      parent: { path: cand.path, uuid: cand.meta.footer.uniqueId, foundBy: cand.foundBy },
+      search: cand.search, proof,
+      before: viewOf(vhd.meta.header!, vhd.meta.header!.locators.map((e, i) => ({ e, text: locatorText(vhd!.meta, i) }))),
+      after: plan.after,
+      dropped: plan.dropped,
+      method: plan.method,
+      methodReason: plan.reason,
       bytesWritten: 0,
       dryRun: opts.dryRun ?? false,
       changed: false,
       refusal: no && { check: no.name, code: no.code!, exitCode: new VhdToolError(no.code!, '').exitCode, message: refusalMessage(no.name, no.evidence, no.override) },
       durationMs: 0,
     };
-    if (no && !opts.dryRun) {
-      throw new VhdToolError(no.code!, result.refusal!.message, child, { proof, parent: result.parent });
-    }
-    if (opts.dryRun || unchanged) return { ...result, durationMs: Date.now() - t0 };
-
-    // 5. The write.
-    if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
-    const layers = chain!.layersLeafFirst;
-    if (layers.some((l) => l.dev === childStat.dev && l.ino === childStat.ino)) {
-      throw new VhdToolError('INTERNAL', 'internal error: the disk to write is in the parent chain', child);
-    }
-    const expectParent = { dev: candStat.dev, ino: candStat.ino, uuid: header.parentUniqueId! };
-    const times = { atimeMs: childStat.atimeMs ?? childStat.mtimeMs, mtimeMs: childStat.mtimeMs };
-    if (inPlace) {
-      await applyJournaled(fs, {
-        disk: real, patches: patches!, expect: { dev: childStat.dev, ino: childStat.ino, size: m.fileSize }, times,
-        beforeCommit: () => verifyRawLink(fs, real, child, expectParent),
-      });
-      result.bytesWritten = patches!.reduce((n, p) => n + p.new.length, 0);
-    } else {
-      const gaps = await scanGaps(vhd);
-      if (gaps.orphans.length) {
-        throw new VhdToolError('BAD_FORMAT', `${describeOrphan(gaps.orphans[0])}; its locators do not fit in place, and rewriting it would lose that data: see \`vhdtool check\``, child);
+    if (no && !opts.dryRun) throw new VhdToolError(no.code!, result.refusal!.message, child, { proof, parent: result.parent });
+    if (!opts.dryRun && plan.method !== 'unchanged') {
+      if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+      // A parent is never written: the disk written is none of the candidate's chain.
+      const layers = 'layersLeafFirst' in chain ? chain.layersLeafFirst : [];
+      if (layers.some((l) => l.dev === childStat.dev && l.ino === childStat.ino)) {
+        throw new VhdToolError('INTERNAL', 'internal error: the disk to write is in the parent chain', child);
       }
-      result.bytesWritten = await rewriteWithLink(fs, real, vhd, header, rewriteLocators(wanted), {
-        mode: childStat.mode & 0o7777, times, progress: ctx.progress, signal: ctx.signal,
-        verify: (temp) => verifyRawLink(fs, temp, temp, expectParent),
-        beforePublish: () => assertSame(fs, real, childStat),
-      });
+      result.bytesWritten = await writeLink(fs, child, real, vhd, childStat, cand, plan, ctx);
+      result.changed = true;
     }
-    result.changed = true;
     result.durationMs = Date.now() - t0;
     return result;
   } finally {
-    if (chain) await chain.close();
+    if (chain && 'layersLeafFirst' in chain) await chain.close();
     if (vhd) await vhd.close();
     if (lock) await lock.release();
     await ctx.close();
   }
+}
+
+/** The child must be a differencing disk, not in saved state, and (for a real run) not open elsewhere. */
+async function preflight(fs: FileSystem, child: string, real: string, m: VhdMeta, dryRun: boolean): Promise<FileStat> {
+  if (m.type !== 'differencing') throw new VhdToolError('REFUSED', `not a differencing disk (${m.type}): it has no parent to link`, child);
+  if (m.footer.savedState !== 0) {
+    throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', child);
+  }
+  const st = await fs.stat(real);
+  if (!dryRun) {
+    const holders = await pidsHolding(st.dev, st.ino);
+    if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, child);
+  }
+  return st;
+}
+
+interface Candidate {
+  /** As given or found. */
+  path: string;
+  realPath: string;
+  stat: FileStat;
+  meta: VhdMeta;
+  foundBy: string;
+  search: SearchReport | null;
+}
+
+async function findCandidate(fs: FileSystem, child: string, real: string, m: VhdMeta, childStat: FileStat, opts: RelinkOptions, signal?: AbortSignal): Promise<Candidate> {
+  let search: SearchReport | null = null;
+  let p: string;
+  let foundBy: string;
+  if (opts.parent !== undefined) {
+    p = path.resolve(opts.parent);
+    foundBy = '--parent';
+  } else {
+    search = await findParentByUuid(fs, opts.search!, { path: child, realPath: real, dev: childStat.dev, ino: childStat.ino, meta: m }, signal);
+    p = search.chosen;
+    foundBy = `--search: ${search.how}`;
+  }
+  const realPath = await fs.realpath(p).catch((e) => { throw fromSystemError(e, p, false); });
+  const stat = await fs.stat(realPath);
+  if (stat.dev === childStat.dev && stat.ino === childStat.ino) throw new VhdToolError('REFUSED', 'the candidate parent is the child itself', child);
+  const v = await openVhd(fs, p, { mode: 'strict' });
+  await v.close();
+  return { path: p, realPath, stat, meta: v.meta, foundBy, search };
+}
+
+/** The candidate's own chain, or why it does not open (the parent-chain check reports it). */
+async function openCandidateChain(fs: FileSystem, p: string): Promise<Chain | VhdToolError> {
+  try {
+    return await openChain(fs, p, { mode: 'strict' });
+  } catch (e) {
+    if (!(e instanceof VhdToolError) || e.code === 'INTERNAL' || e.code === 'INTERRUPTED') throw e;
+    return e;
+  }
+}
+
+interface LinkPlan {
+  header: DynamicHeader;
+  wanted: PlannedLocator[];
+  dropped: string[];
+  /** The in-place writes (null on the rewrite path). */
+  patches: Patch[] | null;
+  method: RelinkResult['method'];
+  reason: string;
+  after: LinkView;
+}
+
+/** The new header and locators, and how they will be written. */
+async function planLink(vhd: Vhd, real: string, st: FileStat, cand: Candidate, proof: Proof, opts: RelinkOptions): Promise<LinkPlan> {
+  const m = vhd.meta;
+  const changes: LinkChanges = {
+    childPath: real,
+    parentPath: cand.realPath,
+    parentUuid: opts.ignoreIdMismatch ? cand.meta.footer.uniqueId : null,
+    parentTimestamp: proof.checks.some((c) => c.name === 'parent-time' && c.overridden) ? dateToVhdTime(new Date(cand.stat.mtimeMs)) : null,
+  };
+  const { locators: wanted, dropped } = desiredLocators(m, changes);
+  const place = placeInPlace(m, wanted);
+  if (!('entries' in place) || st.nlink > 1) {
+    const header = newLinkHeader(m, changes, m.header!.locators);
+    const reason = !('entries' in place) ? `${place.reason}: the file is rewritten`
+      : `the file has ${st.nlink} hard links, which an in-place write would change together: this name is rewritten`;
+    return { header, wanted, dropped, patches: null, method: 'rewrite', reason, after: plannedView(header, wanted) };
+  }
+  const header = newLinkHeader(m, changes, place.entries);
+  const patches = await inPlacePatches(m, header, place, (o, n) => readAt(vhd.file, o, n));
+  const after = viewOf(header, header.locators.map((e) => ({ e, text: wanted.find((w) => w.platform === e.platform)?.text ?? null })));
+  if (patches.length === 0) return { header, wanted, dropped, patches, method: 'unchanged', reason: 'the child already holds exactly this link', after };
+  return {
+    header, wanted, dropped, patches, method: 'in-place', after,
+    reason: 'the new locators fit the space the file reserves: header and locator sectors are rewritten in place',
+  };
+}
+
+/** Writes the planned link; returns the bytes written in place, or the rewritten file's size. */
+async function writeLink(fs: FileSystem, child: string, real: string, vhd: Vhd, st: FileStat, cand: Candidate, plan: LinkPlan,
+  ctx: { progress: ProgressSink; signal?: AbortSignal }): Promise<number> {
+  const expectParent = { dev: cand.stat.dev, ino: cand.stat.ino, uuid: plan.header.parentUniqueId! };
+  const times = { atimeMs: st.atimeMs ?? st.mtimeMs, mtimeMs: st.mtimeMs };
+  if (plan.patches) {
+    await applyJournaled(fs, {
+      disk: real, patches: plan.patches, expect: { dev: st.dev, ino: st.ino, size: vhd.meta.fileSize }, times,
+      beforeCommit: () => verifyRawLink(fs, real, child, expectParent),
+    });
+    return plan.patches.reduce((n, p) => n + p.new.length, 0);
+  }
+  const gaps = await scanGaps(vhd);
+  if (gaps.orphans.length) {
+    throw new VhdToolError('BAD_FORMAT', `${describeOrphan(gaps.orphans[0])}; its locators do not fit in place, and rewriting it would lose that data: see \`vhdtool check\``, child);
+  }
+  return rewriteWithLink(fs, real, vhd, plan.header, rewriteLocators(plan.wanted), {
+    mode: st.mode & 0o7777, times, progress: ctx.progress, signal: ctx.signal,
+    verify: (temp) => verifyRawLink(fs, temp, temp, expectParent),
+    beforePublish: () => assertSame(fs, real, st),
+  });
 }
 
 function validate(child: string, o: RelinkOptions): void {
@@ -232,8 +275,7 @@ function locatorText(m: VhdMeta, index: number): string | null {
   return l && l.value.ok ? l.value.path : null;
 }
 
-function viewOf(m: Pick<VhdMeta, 'header'>, entries: Array<{ e: LocatorEntry; text: string | null }>): LinkView {
-  const h = m.header!;
+function viewOf(h: DynamicHeader, entries: Array<{ e: LocatorEntry; text: string | null }>): LinkView {
   return {
     parentUuid: h.parentUniqueId ?? '',
     parentTimestamp: vhdTimeToIso(h.parentTimestamp),
@@ -245,12 +287,12 @@ function viewOf(m: Pick<VhdMeta, 'header'>, entries: Array<{ e: LocatorEntry; te
 }
 
 /** A rewritten file's link: offsets are the writer's (Hyper-V's layout). */
-function plannedView(h: ReturnType<typeof newLinkHeader>, wanted: PlannedLocator[]): LinkView {
+function plannedView(h: DynamicHeader, wanted: PlannedLocator[]): LinkView {
   const data = rewriteLocators(wanted);
   const spaces = data.map((d) => locatorSlot(d));
   const layout = sparseLayout({ maxTableEntries: h.maxTableEntries, blockSize: h.blockSize, locatorSpaces: spaces, align: 4096, hyperV: true });
   return {
-    ...viewOf({ header: h }, []),
+    ...viewOf(h, []),
     locators: wanted.map((w, index) => ({
       index, platform: w.platform, path: w.text, dataOffset: layout.locatorOffsets[index], dataLength: w.data.length, dataSpace: spaces[index],
     })),
