@@ -49,6 +49,12 @@ export interface RelinkOptions extends OpBase {
   ignoreIdMismatch?: boolean;
   /** Accept a candidate modified after the link was made (and record its time stamp). */
   force?: boolean;
+  /**
+   * Skip the lock and the open-by-another-process check: for callers that
+   * hold the lock themselves (taking it rolled back any unfinished relink)
+   * and have checked the disk is not in use (maintain).
+   */
+  noLock?: boolean;
 }
 
 export interface LinkView {
@@ -90,13 +96,13 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
   let chain: Chain | VhdToolError | null = null;
   try {
     const real = await fs.realpath(child).catch((e) => { throw fromSystemError(e, child, false); });
-    if (!opts.dryRun) {
+    if (!opts.dryRun && !opts.noLock) {
       // Taking the lock also rolls back a relink a kill left half done (io/lock.ts).
       lock = await lockDisk(fs, real);
-      await cleanStaleTemps(fs, real);
     }
+    if (!opts.dryRun) await cleanStaleTemps(fs, real);
     vhd = await openVhd(fs, child, { mode: 'strict' });
-    const childStat = await preflight(fs, child, real, vhd.meta, opts.dryRun ?? false);
+    const childStat = await preflight(fs, child, real, vhd.meta, (opts.dryRun ?? false) || (opts.noLock ?? false));
     const cand = await findCandidate(fs, child, real, vhd.meta, childStat, opts, ctx.signal);
     chain = await openCandidateChain(fs, cand.path);
     if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
@@ -144,14 +150,14 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
   }
 }
 
-/** The child must be a differencing disk, not in saved state, and (for a real run) not open elsewhere. */
-async function preflight(fs: FileSystem, child: string, real: string, m: VhdMeta, dryRun: boolean): Promise<FileStat> {
+/** The child must be a differencing disk, not in saved state, and (unless `skipInUse`) not open elsewhere. */
+async function preflight(fs: FileSystem, child: string, real: string, m: VhdMeta, skipInUse: boolean): Promise<FileStat> {
   if (m.type !== 'differencing') throw new VhdToolError('REFUSED', `not a differencing disk (${m.type}): it has no parent to link`, child);
   if (m.footer.savedState !== 0) {
     throw new VhdToolError('SAVED_STATE', 'disk is in saved state (a virtual machine was saved with it attached); resume and shut down the VM first', child);
   }
   const st = await fs.stat(real);
-  if (!dryRun) {
+  if (!skipInUse) {
     const holders = await pidsHolding(st.dev, st.ino);
     if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, child);
   }
