@@ -120,6 +120,23 @@ describe('orphan-data', () => {
     expect((await rules(p)).errors).toEqual(['orphan-data']);
   });
 
+  it('blktap\'s batmap after the BAT (a "tdbatmap" header and its map) is a structure, not orphan data', async () => {
+    const dir = tempDir();
+    const p = await dynamicDisk(dir);
+    const h = readHeader(p);
+    const batEnd = h.tableOffset + SECTOR;
+    const hdr = new Uint8Array(SECTOR);
+    hdr.set(new TextEncoder().encode('tdbatmap'));
+    putU32(hdr, 12, batEnd + SECTOR); // u64 batmap offset (high word zero)
+    putU32(hdr, 16, 1); // size in sectors
+    writeRange(p, batEnd, hdr);
+    writeRange(p, batEnd + SECTOR, fill(SECTOR, 0xd0));
+    expect(await rules(p)).toEqual({ errors: [], warnings: [] });
+    // The same map bytes without the header that claims them are orphan data.
+    writeRange(p, batEnd, new Uint8Array(SECTOR));
+    expect((await rules(p)).errors).toEqual(['orphan-data']);
+  });
+
   it('a gap read costs only the gaps: block data is never read', async () => {
     const dir = tempDir();
     const p = await dynamicDisk(dir);
