@@ -59,8 +59,8 @@ function renderRelink(io: CliIO, r: RelinkResult): void {
   });
   io.out('not proven:');
   for (const l of r.proof.limits) io.out(`  - ${l}`);
-  const verb = r.dryRun ? 'would write' : 'wrote';
-  io.out(`link ${verb}: parent name ${JSON.stringify(r.after.parentUnicodeName)}, parent UUID ${r.after.parentUuid}, parent time ${r.after.parentTimestamp}`);
+  const what = r.method === 'unchanged' ? 'link (unchanged)' : r.dryRun ? 'link to write' : 'link written';
+  io.out(`${what}: parent name ${JSON.stringify(r.after.parentUnicodeName)}, parent UUID ${r.after.parentUuid}, parent time ${r.after.parentTimestamp}`);
   for (const l of r.after.locators) io.out(`  ${l.platform} ${JSON.stringify(l.path)} at ${l.dataOffset}, ${l.dataSpace} bytes reserved`);
   for (const d of r.dropped) io.out(`  dropped: ${d}`);
   if (r.refusal) io.out(`${r.path}: a real run would be refused: ${r.refusal.message}`);
