@@ -17,6 +17,9 @@ export { compact, type CompactOptions, type CompactResult } from './ops/compact.
 export { merge, convert, type MergeOptions, type ConvertOptions, type MergeResult } from './ops/merge.js';
 export { compare, type CompareOptions, type CompareResult } from './ops/compare.js';
 export { maintain, type MaintainOptions } from './ops/maintain.js';
+export { create, type CreateOptions, type CreateResult } from './ops/create.js';
+export { relink, type RelinkOptions, type RelinkResult } from './ops/relink.js';
+export { PROOF_STEPS, type Proof, type ProofCheck, type ProofStep } from './ops/relink/proof.js';
 export type { MaintainReport } from './maintain/report.js';
 export { openChain, type OpenChainOptions } from './chain/openChain.js';
 export type { Chain, Layer } from './chain/chain.js';

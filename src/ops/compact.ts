@@ -16,7 +16,7 @@ import { hyperVLocators, locatorSlot, type LocatorData } from '../vhd/build.js';
 import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
-import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
+import { assertUnchanged, refuseOrphanData, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 import type { Chain } from '../chain/chain.js';
 
 export interface CompactOptions extends OpBase {
@@ -67,6 +67,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       throw new VhdToolError('REFUSED', 'a fixed disk has no unallocated space to reclaim; convert it first: `vhdtool convert DISK OUT.vhd --type dynamic` (or `vhdtool merge ... --type dynamic` for a chain)', disk);
     }
     refuseSavedState(leaf);
+    await refuseOrphanData([leaf]);
     if (!opts.runner) {
       await base0.close();
       ctx = resolveBase(opts, m.blockSize!);

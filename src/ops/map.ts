@@ -176,6 +176,8 @@ async function mapPartition(chain: Chain, entry: PartitionView, leaf: RangeSet, 
     scan = await vol.scan({
       signal: opts.signal,
       onFile: opts.files ? (f: GuestFile) => {
+        // Directories and the file system's own files are metadata, counted as such above.
+        if (f.directory || f.system) return;
         const n = f.data.intersectBytes(local);
         if (n > 0) files.push({ path: f.path, leafBytes: n, size: f.size });
       } : undefined,
