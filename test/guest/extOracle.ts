@@ -219,6 +219,7 @@ export function sampleTree(dir: string, opts: { bigDir?: number; islands?: numbe
   };
   for (let i = 1; i <= 12; i++) writeFileSync(path.join(dir, `file${i}.bin`), rnd(i * 7000 + 13));
   writeFileSync(path.join(dir, 'docs/readme.txt'), 'hello ext\n');
+  writeFileSync(path.join(dir, 'docs/medium.txt'), 'inline data past i_block, in system.data\n'.repeat(3));
   writeFileSync(path.join(dir, 'docs/deep/er/nested.dat'), rnd(40000));
   writeFileSync(path.join(dir, 'empty'), '');
   writeFileSync(path.join(dir, 'naïve café.txt'), 'unicode name\n');

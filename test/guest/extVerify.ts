@@ -132,7 +132,9 @@ export async function verifyAgainstOracles(img: string, s: Scanned, opts: Verify
   const picked = files.filter((f) => !f.directory && !f.system && f.size <= limit
     && ['regular', 'symlink'].includes(stats.get(f.ref)!.type));
   // icat costs a process per file: the first dozen inline files get it, the rest debugfs dump cut to i_size.
-  const viaIcat = new Set(picked.filter((f) => stats.get(f.ref)!.fastLink === undefined && (stats.get(f.ref)!.flags & INLINE_DATA_FL)).slice(0, 12).map((f) => f.ref));
+  const inline = picked.filter((f) => stats.get(f.ref)!.fastLink === undefined && (stats.get(f.ref)!.flags & INLINE_DATA_FL));
+  inline.sort((a, b) => Number(b.size > 60) - Number(a.size > 60));
+  const viaIcat = new Set(inline.slice(0, 12).map((f) => f.ref));
   const plain = picked.filter((f) => stats.get(f.ref)!.fastLink === undefined && !viaIcat.has(f.ref));
   const dumped = debugfsDump(img, plain.map((f) => f.ref), mkdtempSync(path.join(tmpdir(), 'vhdtool-ext-dump-')));
   try {
