@@ -39,9 +39,10 @@ export class DirEntries {
 
 const DECODER = new TextDecoder('utf-8');
 
-/** rec_len as stored: 64 KiB blocks need 17 bits, kept in its two low bits (e2fsprogs ext2fs_get_rec_len). */
+/** rec_len as stored: only 64 KiB blocks need its 17th bit, kept in the two low bits (e2fsprogs ext2fs_get_rec_len). */
 function recLen(raw: number, blockSize: number): number {
-  if (raw === 0xffff || raw === 0) return blockSize >= 65536 ? 65536 : raw;
+  if (blockSize < 65536) return raw;
+  if (raw === 0xffff || raw === 0) return blockSize;
   return (raw & 0xfffc) | ((raw & 3) << 16);
 }
 
