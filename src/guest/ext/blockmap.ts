@@ -59,39 +59,46 @@ function readHeader(b: Uint8Array): Header | string {
   return h;
 }
 
-/** Walks the extent tree whose root is `root` (i_block). */
-export async function walkExtents(w: MapWalk, root: Uint8Array, sink: MapSink): Promise<void> {
+/**
+ * Walks the extent tree whose root is `root` (i_block). A tree of depth 0
+ * (up to four extents in the inode: most files) is walked at once and
+ * nothing is returned; a deeper one returns the promise of its walk.
+ */
+export function walkExtents(w: MapWalk, root: Uint8Array, sink: MapSink): void | Promise<void> {
   const h = readHeader(root);
   if (typeof h === 'string') { sink.bad(h); return; }
   if (h.depth > MAX_EXTENT_DEPTH) { sink.bad(`extent tree depth ${h.depth} exceeds ${MAX_EXTENT_DEPTH}`); return; }
   const state = { next: 0 };
-  await walkNode(w, root, h, sink, state);
+  if (h.depth === 0) { walkLeaf(w, root, h, sink, state); return; }
+  return walkNode(w, root, h, sink, state);
+}
+
+function walkLeaf(w: MapWalk, b: Uint8Array, h: Header, sink: MapSink, state: { next: number }): void {
+  const dv = new DataView(b.buffer, b.byteOffset, b.length);
+  for (let k = 0; k < h.entries; k++) {
+    const at = 12 + 12 * k;
+    const logical = dv.getUint32(at, true);
+    const raw = dv.getUint16(at + 4, true);
+    const physical = dv.getUint16(at + 6, true) * 2 ** 32 + dv.getUint32(at + 8, true);
+    const uninit = raw > UNINIT_LEN;
+    const len = uninit ? raw - UNINIT_LEN : raw;
+    if (len === 0) { sink.bad(`empty extent at logical block ${logical}`); continue; }
+    if (logical < state.next || logical + len > MAX_LOGICAL) {
+      sink.bad(`extent at logical block ${logical} (${len} blocks) is out of order or overlaps the previous one`);
+      continue;
+    }
+    if (!validRun(w.dev, physical, len)) {
+      sink.bad(`extent at logical block ${logical} points to blocks ${physical}..${physical + len - 1}, outside the file system`);
+      continue;
+    }
+    state.next = logical + len;
+    sink.run(logical, physical, len, uninit);
+  }
 }
 
 async function walkNode(w: MapWalk, b: Uint8Array, h: Header, sink: MapSink, state: { next: number }): Promise<void> {
+  if (h.depth === 0) { walkLeaf(w, b, h, sink, state); return; }
   const dv = new DataView(b.buffer, b.byteOffset, b.length);
-  if (h.depth === 0) {
-    for (let k = 0; k < h.entries; k++) {
-      const at = 12 + 12 * k;
-      const logical = dv.getUint32(at, true);
-      const raw = dv.getUint16(at + 4, true);
-      const physical = dv.getUint16(at + 6, true) * 2 ** 32 + dv.getUint32(at + 8, true);
-      const uninit = raw > UNINIT_LEN;
-      const len = uninit ? raw - UNINIT_LEN : raw;
-      if (len === 0) { sink.bad(`empty extent at logical block ${logical}`); continue; }
-      if (logical < state.next || logical + len > MAX_LOGICAL) {
-        sink.bad(`extent at logical block ${logical} (${len} blocks) is out of order or overlaps the previous one`);
-        continue;
-      }
-      if (!validRun(w.dev, physical, len)) {
-        sink.bad(`extent at logical block ${logical} points to blocks ${physical}..${physical + len - 1}, outside the file system`);
-        continue;
-      }
-      state.next = logical + len;
-      sink.run(logical, physical, len, uninit);
-    }
-    return;
-  }
   let prev = -1;
   for (let k = 0; k < h.entries; k++) {
     const at = 12 + 12 * k;
@@ -110,11 +117,22 @@ async function walkNode(w: MapWalk, b: Uint8Array, h: Header, sink: MapSink, sta
   }
 }
 
-/** Walks the indirect block map in `iblock` (15 little-endian pointers). */
-export async function walkIndirect(w: MapWalk, iblock: Uint8Array, sink: MapSink): Promise<void> {
+/**
+ * Walks the indirect block map in `iblock` (15 little-endian pointers): at
+ * once when it has direct pointers only, else through the promise returned.
+ */
+export function walkIndirect(w: MapWalk, iblock: Uint8Array, sink: MapSink): void | Promise<void> {
   const dv = new DataView(iblock.buffer, iblock.byteOffset, 60);
   const merge = new RunMerger(sink);
   for (let k = 0; k < 12; k++) merge.add(w, k, dv.getUint32(4 * k, true));
+  if (dv.getUint32(48, true) === 0 && dv.getUint32(52, true) === 0 && dv.getUint32(56, true) === 0) {
+    merge.flush();
+    return;
+  }
+  return walkIndirectLevels(w, dv, merge, sink);
+}
+
+async function walkIndirectLevels(w: MapWalk, dv: DataView, merge: RunMerger, sink: MapSink): Promise<void> {
   const p = w.dev.blockSize / 4;
   let base = 12;
   for (let level = 1; level <= 3; level++) {

@@ -35,6 +35,7 @@ export class InodePass {
   private readonly claimed = new Set<number>();
   private readonly xattrSeen = new Set<number>();
   private readonly walk: MapWalk;
+  private readonly map: MapCollector;
   readonly out: InodePassOutput = { journalStart: -1, dtimes: new Map() };
 
   constructor(
@@ -49,6 +50,7 @@ export class InodePass {
     private readonly fileData: RangeSetBuilder,
   ) {
     this.walk = { dev, claim: (b) => (this.claimed.has(b) ? false : (this.claimed.add(b), true)) };
+    this.map = new MapCollector(log);
   }
 
   /** Byte offset of inode `ino` in its inode table. */
@@ -109,12 +111,18 @@ export class InodePass {
         if (idx >= sb.inodesPerGroup) break;
         if (!(map[idx >> 3] & (1 << (idx & 7)))) continue;
         const ino = g * sb.inodesPerGroup + idx + 1;
-        await this.inode(ino, bytes.subarray(k * sb.inodeSize, (k + 1) * sb.inodeSize));
+        const pending = this.inode(ino, bytes.subarray(k * sb.inodeSize, (k + 1) * sb.inodeSize));
+        if (pending) await pending;
       }
     }, signal);
   }
 
-  private async inode(ino: number, raw: Uint8Array): Promise<void> {
+  /**
+   * Handles one inode in use. Most inodes need no read beyond their table
+   * (extents in the inode, direct pointers only) and are handled at once;
+   * the others return the promise of their map or directory reads.
+   */
+  private inode(ino: number, raw: Uint8Array): void | Promise<void> {
     const sb = this.sb;
     const i = parseInode(sb, ino, raw);
     const at = this.inodeOffset(ino);
@@ -129,30 +137,42 @@ export class InodePass {
     if (i.dtime !== 0) this.out.dtimes.set(ino, i.dtime);
     const maxSize = maxFileBytes(sb, i);
     if (i.size > maxSize) this.log.add('bad-inode', `inode ${ino}: size ${i.size} is more than its block map can address (${maxSize} bytes)`, at, at + sb.inodeSize);
+    const map = this.map.reset(ino, (i.mode & S_IFMT) === S_IFDIR);
+    let walking: void | Promise<void> = undefined;
+    if (hasBlockMap(sb, i) || ino === BAD_BLOCKS_INO) {
+      walking = (i.flags & FL_EXTENTS) && ino !== BAD_BLOCKS_INO ? walkExtents(this.walk, i.block, map) : walkIndirect(this.walk, i.block, map);
+    }
+    if (walking) return walking.then(() => this.record(i, reserved, Math.min(i.size, maxSize)));
+    return this.record(i, reserved, Math.min(i.size, maxSize));
+  }
+
+  /** Keeps what the scan needs of an inode whose map was walked into this.map; reads a directory's entries. */
+  private record(i: Inode, reserved: boolean, size: number): void | Promise<void> {
+    const sb = this.sb;
+    const bs = sb.blockSize;
+    const ino = i.ino;
+    const map = this.map;
     const system = reserved || ino === sb.journalInum || ino === sb.usrQuotaInum || ino === sb.grpQuotaInum
       || ino === sb.prjQuotaInum || ino === sb.orphanFileInum || (i.flags & FL_EA_INODE) !== 0;
     const type = typeOf(i.mode);
-    const map = await this.blockMap(i);
-    const meta = new RangeSetBuilder(map.tree.length + 1);
-    for (const b of map.tree) meta.add(b * sb.blockSize, (b + 1) * sb.blockSize);
-    const xattrFirst = this.xattrBlock(i, meta);
-    const data = map.data.build();
-    const metaSet = meta.build();
-    if (!data.isEmpty || !metaSet.isEmpty) {
+    const data = map.data(bs);
+    const xattr = this.xattrBlock(i);
+    const meta = map.treeBlocks.length || xattr.block ? map.treeSet(bs, xattr.block) : RangeSet.EMPTY;
+    if (!data.isEmpty || !meta.isEmpty) {
       const owner = this.own.owner(`inode ${ino}`);
       this.own.add(owner, data);
-      for (const b of map.tree) this.own.addRange(owner, b * sb.blockSize, (b + 1) * sb.blockSize);
-      if (xattrFirst >= 0) this.own.addRange(owner, xattrFirst * sb.blockSize, (xattrFirst + 1) * sb.blockSize);
+      for (const b of map.treeBlocks) this.own.addRange(owner, b * bs, (b + 1) * bs);
+      if (xattr.first) this.own.addRange(owner, xattr.block * bs, (xattr.block + 1) * bs);
     }
     (type === T_REG && !system ? this.fileData : this.metadata).addSet(data);
-    this.metadata.addSet(metaSet);
+    this.metadata.addSet(meta);
     if (ino === sb.journalInum) this.out.journalStart = map.first;
     const entStart = this.entries.count;
-    if (type === T_DIR) await this.directory(i, map.dirRuns);
-    this.records.add({
-      ino, type, flags: system ? F_SYSTEM : 0, size: Math.min(i.size, maxSize), gen: i.generation,
-      data, meta: metaSet, entStart, entEnd: this.entries.count,
+    const add = () => this.records.add({
+      ino, type, flags: system ? F_SYSTEM : 0, size, gen: i.generation, data, meta, entStart, entEnd: this.entries.count,
     });
+    if (type !== T_DIR) return add();
+    return this.directory(i, map.dirRuns.slice()).then(add);
   }
 
   /**
@@ -180,38 +200,17 @@ export class InodePass {
     });
   }
 
-  /** Walks the inode's block map. */
-  private async blockMap(i: Inode): Promise<{ data: RangeSetBuilder; tree: number[]; dirRuns: number[]; first: number }> {
-    const bs = this.sb.blockSize;
-    const out = { data: new RangeSetBuilder(4), tree: [] as number[], dirRuns: [] as number[], first: -1 };
-    if (!hasBlockMap(this.sb, i) && i.ino !== BAD_BLOCKS_INO) return out;
-    const dir = (i.mode & S_IFMT) === S_IFDIR;
-    const sink: MapSink = {
-      run: (logical, physical, count, uninit) => {
-        out.data.add(physical * bs, (physical + count) * bs);
-        if (logical === 0) out.first = physical;
-        if (dir && !uninit) out.dirRuns.push(logical, physical, count);
-      },
-      tree: (b) => { out.tree.push(b); },
-      bad: (m) => { this.log.add('bad-extent', `inode ${i.ino}: ${m}`); },
-    };
-    if ((i.flags & FL_EXTENTS) && i.ino !== BAD_BLOCKS_INO) await walkExtents(this.walk, i.block, sink);
-    else await walkIndirect(this.walk, i.block, sink);
-    return out;
-  }
-
-  /** Adds the inode's extended attribute block to `meta`; returns it when this inode is its first owner, else -1. */
-  private xattrBlock(i: Inode, meta: RangeSetBuilder): number {
+  /** The inode's extended attribute block (0: none or invalid), and whether this inode is its first owner. */
+  private xattrBlock(i: Inode): { block: number; first: boolean } {
     const b = i.fileAcl;
-    if (b === 0) return -1;
+    if (b === 0) return NO_XATTR;
     if (!this.dev.inRange(b) || b < 1) {
       this.log.add('bad-inode', `inode ${i.ino}: extended attribute block ${b} lies outside the file system`);
-      return -1;
+      return NO_XATTR;
     }
-    meta.add(b * this.sb.blockSize, (b + 1) * this.sb.blockSize);
-    if (this.xattrSeen.has(b)) return -1;
+    if (this.xattrSeen.has(b)) return { block: b, first: false };
     this.xattrSeen.add(b);
-    return b;
+    return { block: b, first: true };
   }
 
   /** Reads a directory's entries: its blocks in logical order (up to i_size), or its inline area. */
@@ -249,6 +248,84 @@ export class InodePass {
         onBad(`block ${reads[r].start + blockOffset + b}`, parseDirBlock(blk, bs, fileType, entry(blk)));
       }
     });
+  }
+}
+
+const NO_XATTR = { block: 0, first: false };
+
+/**
+ * Collects one inode's block map (a sink reused inode after inode: the
+ * scan handles one inode at a time): its data runs, its map blocks, and a
+ * directory's runs in logical order.
+ */
+class MapCollector implements MapSink {
+  private runs = new Float64Array(64);
+  private n = 0;
+  private sorted = true;
+  readonly treeBlocks: number[] = [];
+  readonly dirRuns: number[] = [];
+  first = -1;
+  private ino = 0;
+  private dir = false;
+
+  constructor(private readonly log: AnomalyLog) {}
+
+  reset(ino: number, dir: boolean): this {
+    this.n = 0;
+    this.sorted = true;
+    this.treeBlocks.length = 0;
+    this.dirRuns.length = 0;
+    this.first = -1;
+    this.ino = ino;
+    this.dir = dir;
+    return this;
+  }
+
+  run(logical: number, physical: number, count: number, uninit: boolean): void {
+    if (this.n > 0 && physical < this.runs[this.n - 1]) this.sorted = false;
+    if (this.n + 2 > this.runs.length) {
+      const g = new Float64Array(this.runs.length * 2);
+      g.set(this.runs);
+      this.runs = g;
+    }
+    this.runs[this.n++] = physical;
+    this.runs[this.n++] = physical + count;
+    if (logical === 0) this.first = physical;
+    if (this.dir && !uninit) this.dirRuns.push(logical, physical, count);
+  }
+
+  tree(block: number): void {
+    this.treeBlocks.push(block);
+  }
+
+  bad(message: string): void {
+    this.log.add('bad-extent', `inode ${this.ino}: ${message}`);
+  }
+
+  /** The data runs as bytes. */
+  data(bs: number): RangeSet {
+    if (this.n === 0) return RangeSet.EMPTY;
+    if (!this.sorted) {
+      const b = new RangeSetBuilder(this.n / 2);
+      for (let k = 0; k < this.n; k += 2) b.add(this.runs[k] * bs, this.runs[k + 1] * bs);
+      return b.build();
+    }
+    const out = new Float64Array(this.n);
+    let m = 0;
+    for (let k = 0; k < this.n; k += 2) {
+      const s = this.runs[k] * bs;
+      const e = this.runs[k + 1] * bs;
+      if (m > 0 && s <= out[m - 1]) { if (e > out[m - 1]) out[m - 1] = e; } else { out[m++] = s; out[m++] = e; }
+    }
+    return RangeSet.fromCanonical(m === out.length ? out : out.slice(0, m));
+  }
+
+  /** The map blocks and the xattr block (when not 0) as bytes. */
+  treeSet(bs: number, xattr: number): RangeSet {
+    const b = new RangeSetBuilder(this.treeBlocks.length + 1);
+    for (const t of this.treeBlocks) b.add(t * bs, (t + 1) * bs);
+    if (xattr) b.add(xattr * bs, (xattr + 1) * bs);
+    return b.build();
   }
 }
 

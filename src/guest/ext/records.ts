@@ -4,7 +4,7 @@
  * shared pool. Records are appended in inode order, so an inode is found by
  * binary search.
  */
-import { RangeSet, RangeSetBuilder } from '../ranges.js';
+import { RangeSet } from '../ranges.js';
 import { Grow } from './grow.js';
 
 export const T_REG = 1;
@@ -78,13 +78,24 @@ export class InodeRecords {
     return this.set(this.dataAt.a[r], this.dataN.a[r]);
   }
 
-  /** The record's meta ranges, with `extra` [start, end) (its inode's bytes) added. */
+  /** The record's meta ranges, with `extra` [start, end) (its inode's bytes) merged in. */
   meta(r: number, extraStart: number, extraEnd: number): RangeSet {
-    const b = new RangeSetBuilder(this.metaN.a[r] + 1);
-    b.add(extraStart, extraEnd);
     const at = this.metaAt.a[r];
-    for (let k = 0; k < this.metaN.a[r]; k++) b.add(this.pool.a[at + 2 * k], this.pool.a[at + 2 * k + 1]);
-    return b.build();
+    const n = this.metaN.a[r];
+    const p = this.pool.a;
+    const out = new Float64Array(2 * n + 2);
+    let m = 0;
+    let pending = true;
+    const push = (s: number, e: number) => {
+      if (m > 0 && s <= out[m - 1]) { if (e > out[m - 1]) out[m - 1] = e; } else { out[m++] = s; out[m++] = e; }
+    };
+    for (let k = 0; k < n; k++) {
+      const s = p[at + 2 * k];
+      if (pending && extraStart <= s) { push(extraStart, extraEnd); pending = false; }
+      push(s, p[at + 2 * k + 1]);
+    }
+    if (pending) push(extraStart, extraEnd);
+    return RangeSet.fromCanonical(m === out.length ? out : out.slice(0, m));
   }
 
   private set(at: number, n: number): RangeSet {
