@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import * as path from 'node:path';
 import { mkdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_TSK } from '../helpers/guest.js';
 import { tempDir } from '../helpers/tmp.js';
 import { debugfs, debugfsStat, dumpe2fsFree, dumpe2fsHeader, blklsFree, mkfs, sampleTree } from './extOracle.js';
@@ -25,6 +26,8 @@ interface Layout {
   kind: 'ext2' | 'ext3' | 'ext4';
   /** Sleuth Kit reads it (it gives up on 64 KiB blocks). */
   tsk?: boolean;
+  /** Run e2fsck -fy after mkfs (mkfs -d leaves quota usage stale). */
+  fsck?: boolean;
 }
 
 const LAYOUTS: Layout[] = [
@@ -34,6 +37,8 @@ const LAYOUTS: Layout[] = [
   { name: 'ext4, meta_bg without resize inode', bytes: 40 * MiB, args: ['-b', '1024', '-O', 'meta_bg,^resize_inode'], kind: 'ext4' },
   { name: 'ext4, sparse_super2, 2 KiB blocks', bytes: 40 * MiB, args: ['-b', '2048', '-O', 'sparse_super2'], kind: 'ext4' },
   { name: 'ext4, inline_data (small files and directories in the inode)', bytes: 32 * MiB, args: ['-O', 'inline_data'], kind: 'ext4' },
+  { name: 'ext4, quota and project quota (system inodes), orphan_file', bytes: 32 * MiB, args: ['-O', 'quota,project,orphan_file'], kind: 'ext4', fsck: true },
+  { name: 'ext4, casefold and encrypt enabled, 128 MiB with metadata_csum_seed', bytes: 128 * MiB, args: ['-O', 'casefold,encrypt,metadata_csum_seed'], kind: 'ext4' },
   { name: 'ext4, 64 KiB blocks', bytes: 128 * MiB, args: ['-b', '65536'], kind: 'ext4', tsk: false },
   { name: 'ext3 (journal, indirect blocks), 1 KiB blocks', bytes: 40 * MiB, args: ['-t', 'ext3', '-b', '1024'], kind: 'ext3' },
   { name: 'ext2 (indirect blocks), 4 KiB blocks, 128-byte inodes', bytes: 40 * MiB, args: ['-t', 'ext2', '-I', '128'], kind: 'ext2' },
@@ -45,6 +50,7 @@ describe.skipIf(!TOOLS)('ext reader against e2fsprogs and Sleuth Kit', () => {
     it(l.name, async () => {
       const dir = tempDir('vhdtool-ext-');
       const img = mkfs(path.join(dir, 'fs.img'), l.bytes, l.args, sampleTree(path.join(dir, 'src')));
+      if (l.fsck) spawnSync('e2fsck', ['-fy', img]);
       const s = await scanImage(img);
       expect(s.vol.kind).toBe(l.kind);
       expect(s.scan.state).toEqual({ state: 'clean', reasons: [] });
@@ -145,5 +151,31 @@ describe.skipIf(!TOOLS)('ext reader against e2fsprogs and Sleuth Kit', () => {
     expect(s.vol.clusterArea).toEqual({ start: 1024, end: 8 * MiB });
     expect(s.scan.metadata.covers(0, 1024)).toBe(true);
     expect(dumpe2fsFree(img).length).toBeGreaterThan(0);
+  });
+
+  it('the file system\'s own inodes are system files with names (journal, resize inode, quotas, orphan file), their blocks metadata', async () => {
+    const dir = tempDir('vhdtool-ext-');
+    const img = mkfs(path.join(dir, 'fs.img'), 32 * MiB, ['-O', 'quota,project,orphan_file']);
+    const s = await scanImage(img);
+    const sys = s.files.filter((f) => f.system).map((f) => f.path).sort();
+    expect(sys).toEqual(['<group quota>', '<journal>', '<orphan file>', '<project quota>', '<resize inode>', '<user quota>']);
+    for (const f of s.files.filter((x) => x.system)) {
+      expect(s.scan.fileData.intersectBytes(f.data)).toBe(0);
+      expect(s.scan.metadata.intersectBytes(f.data)).toBe(f.data.bytes);
+    }
+    const h = dumpe2fsHeader(img);
+    expect(s.files.find((f) => f.path === '<journal>')!.data.bytes).toBe(Number(h.get('Total journal blocks')) * Number(h.get('Block size')));
+  });
+
+  it('an aborted signal stops the scan with INTERRUPTED, before or during it', async () => {
+    const dir = tempDir('vhdtool-ext-');
+    const img = mkfs(path.join(dir, 'fs.img'), 16 * MiB, [], sampleTree(path.join(dir, 'src'), { bigDir: 20 }));
+    const s = await scanImage(img);
+    const ac = new AbortController();
+    ac.abort();
+    await expect(s.vol.scan({ signal: ac.signal })).rejects.toMatchObject({ code: 'INTERRUPTED' });
+    const late = new AbortController();
+    let seen = 0;
+    await expect(s.vol.scan({ signal: late.signal, onFile: () => { if (++seen === 1) late.abort(); } })).rejects.toMatchObject({ code: 'INTERRUPTED' });
   });
 });
