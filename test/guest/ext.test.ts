@@ -26,21 +26,21 @@ interface Layout {
   kind: 'ext2' | 'ext3' | 'ext4';
   /** Sleuth Kit reads it (it gives up on 64 KiB blocks). */
   tsk?: boolean;
-  /** Run e2fsck -fy after mkfs (mkfs -d leaves quota usage stale). */
-  fsck?: boolean;
+  /** Run e2fsck -fy after mkfs: 'fix' (mkfs -d leaves quota usage stale), 'htree' (-D: index big directories). */
+  fsck?: 'fix' | 'htree';
 }
 
 const LAYOUTS: Layout[] = [
   { name: 'ext4, 4 KiB blocks, 64bit, flex_bg, metadata_csum (mkfs defaults)', bytes: 48 * MiB, args: [], kind: 'ext4' },
-  { name: 'ext4, 1 KiB blocks, 8 groups, BLOCK_UNINIT groups holding backups', bytes: 64 * MiB, args: ['-b', '1024'], kind: 'ext4' },
+  { name: 'ext4, 1 KiB blocks, 8 groups, BLOCK_UNINIT groups holding backups, htree directories', bytes: 64 * MiB, args: ['-b', '1024'], kind: 'ext4', fsck: 'htree' },
   { name: 'ext4, 32-bit descriptors (^64bit), no flex_bg, uninit_bg (CRC-16 descriptors)', bytes: 40 * MiB, args: ['-b', '1024', '-O', '^64bit,^flex_bg,^metadata_csum,uninit_bg'], kind: 'ext4' },
   { name: 'ext4, meta_bg without resize inode', bytes: 40 * MiB, args: ['-b', '1024', '-O', 'meta_bg,^resize_inode'], kind: 'ext4' },
   { name: 'ext4, sparse_super2, 2 KiB blocks', bytes: 40 * MiB, args: ['-b', '2048', '-O', 'sparse_super2'], kind: 'ext4' },
   { name: 'ext4, inline_data (small files and directories in the inode)', bytes: 32 * MiB, args: ['-O', 'inline_data'], kind: 'ext4' },
-  { name: 'ext4, quota and project quota (system inodes), orphan_file', bytes: 32 * MiB, args: ['-O', 'quota,project,orphan_file'], kind: 'ext4', fsck: true },
+  { name: 'ext4, quota and project quota (system inodes), orphan_file', bytes: 32 * MiB, args: ['-O', 'quota,project,orphan_file'], kind: 'ext4', fsck: 'fix' },
   { name: 'ext4, casefold and encrypt enabled, 128 MiB with metadata_csum_seed', bytes: 128 * MiB, args: ['-O', 'casefold,encrypt,metadata_csum_seed'], kind: 'ext4' },
   { name: 'ext4, 64 KiB blocks', bytes: 128 * MiB, args: ['-b', '65536'], kind: 'ext4', tsk: false },
-  { name: 'ext3 (journal, indirect blocks), 1 KiB blocks', bytes: 40 * MiB, args: ['-t', 'ext3', '-b', '1024'], kind: 'ext3' },
+  { name: 'ext3 (journal, indirect blocks), 1 KiB blocks, htree directories', bytes: 40 * MiB, args: ['-t', 'ext3', '-b', '1024'], kind: 'ext3', fsck: 'htree' },
   { name: 'ext2 (indirect blocks), 4 KiB blocks, 128-byte inodes', bytes: 40 * MiB, args: ['-t', 'ext2', '-I', '128'], kind: 'ext2' },
   { name: 'ext4 without extents (^extent: indirect maps), 1 KiB blocks', bytes: 40 * MiB, args: ['-b', '1024', '-O', '^extent,^64bit'], kind: 'ext4' },
 ];
@@ -50,11 +50,16 @@ describe.skipIf(!TOOLS)('ext reader against e2fsprogs and Sleuth Kit', () => {
     it(l.name, async () => {
       const dir = tempDir('vhdtool-ext-');
       const img = mkfs(path.join(dir, 'fs.img'), l.bytes, l.args, sampleTree(path.join(dir, 'src')));
-      if (l.fsck) spawnSync('e2fsck', ['-fy', img]);
+      if (l.fsck) spawnSync('e2fsck', [l.fsck === 'htree' ? '-fyD' : '-fy', img]);
+      if (l.fsck === 'htree') expect(debugfsStat(img, [Number(/Inode: (\d+)/.exec(debugfs(img, ['stat /big']))![1])]).values().next().value!.flags & 0x1000).toBe(0x1000);
       const s = await scanImage(img);
       expect(s.vol.kind).toBe(l.kind);
       expect(s.scan.state).toEqual({ state: 'clean', reasons: [] });
       expect(s.files.some((f) => f.path === 'docs/deep/er/nested.dat')).toBe(true);
+      const f5 = s.files.find((f) => f.path === 'file5.bin')!;
+      const acl = debugfsStat(img, [f5.ref]).get(f5.ref)!.fileAcl;
+      expect(acl).toBeGreaterThan(0);
+      expect(f5.meta.covers(acl * s.vol.clusterSize, (acl + 1) * s.vol.clusterSize)).toBe(true);
       await verifyAgainstOracles(img, s, { tsk: l.tsk ?? true });
     });
   }

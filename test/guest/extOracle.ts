@@ -231,6 +231,9 @@ export function sampleTree(dir: string, opts: { bigDir?: number; islands?: numbe
   writeSync(far, Buffer.from('the end'), 0, 7, 5 * 1024 ** 3);
   closeSync(far);
   spawnSync('ln', [path.join(dir, 'file1.bin'), path.join(dir, 'docs/hardlink.bin')]);
+  // An attribute too big for the inode: mkfs -d puts it in an extended attribute block (the file's meta).
+  spawnSync('setfattr', ['-n', 'user.big', '-v', 'v'.repeat(900), path.join(dir, 'file5.bin')]);
+  spawnSync('setfattr', ['-n', 'user.small', '-v', 'tiny', path.join(dir, 'file6.bin')]);
   spawnSync('ln', ['-s', 'file2.bin', path.join(dir, 'short-link')]);
   spawnSync('ln', ['-s', `${'long/'.repeat(20)}target`, path.join(dir, 'long-link')]);
   return dir;
