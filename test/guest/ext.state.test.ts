@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, run } from '../helpers/guest.js';
 import { tempDir } from '../helpers/tmp.js';
-import { debugfs, dumpe2fsFree, dumpe2fsHeader, mkfs, patch, u32le } from './extOracle.js';
+import { debugfs, dumpe2fsFree, dumpe2fsHeader, e2fsckClean, mkfs, patch, u32le } from './extOracle.js';
 import { scanImage } from './extVerify.js';
 import { RangeSet } from '../../src/guest/ranges.js';
 import { ExtVolume } from '../../src/guest/ext/volume.js';
@@ -71,7 +71,7 @@ describe.skipIf(!TOOLS)('ext volume state', () => {
     expect(s.scan.state.reasons.join(' ')).not.toMatch(/not cleanly unmounted/);
   });
 
-  it('an orphan list (a deleted file still open) -> dirty; its inode is named <orphan N> and is no anomaly', async () => {
+  it('an orphan list (a deleted file still open) -> dirty; its inode is named $OrphanFiles/OrphanFile-N (as Sleuth Kit names it) and is no anomaly', async () => {
     const img = small(tempDir());
     const ino = Number(/Inode: (\d+)/.exec(debugfs(img, ['stat /b.txt']))![1]);
     debugfs(img, ['unlink /b.txt', `sif <${ino}> links_count 0`, `ssv last_orphan ${ino}`], true);
@@ -79,7 +79,7 @@ describe.skipIf(!TOOLS)('ext volume state', () => {
     expect(s.scan.state.state).toBe('dirty');
     expect(s.scan.state.reasons.join(' ')).toMatch(new RegExp(`orphan list is not empty \\(first inode ${ino}\\)`));
     const f = s.files.find((x) => x.ref === ino)!;
-    expect(f.path).toBe(`<orphan ${ino}>`);
+    expect(f.path).toBe(`$OrphanFiles/OrphanFile-${ino}`);
     expect(f.data.bytes).toBe(12288);
     expect(s.scan.fileData.covers(f.data.first, f.data.last)).toBe(true);
     expect(s.scan.anomalies.filter((a) => a.kind === 'orphan')).toEqual([]);
@@ -89,11 +89,12 @@ describe.skipIf(!TOOLS)('ext volume state', () => {
     const img = small(tempDir());
     const ino = Number(/Inode: (\d+)/.exec(debugfs(img, ['stat /a.txt']))![1]);
     debugfs(img, ['unlink /a.txt'], true);
+    expect(e2fsckClean(img).output).toMatch(new RegExp(`Unattached inode ${ino}`));
     const s = await scanImage(img);
     expect(s.scan.state.state).toBe('clean');
     const orphan = s.scan.anomalies.find((a) => a.kind === 'orphan')!;
     expect(orphan.message).toContain(`inode ${ino}`);
-    expect(s.files.find((x) => x.ref === ino)!.path).toBe(`<orphan ${ino}>`);
+    expect(s.files.find((x) => x.ref === ino)!.path).toBe(`$OrphanFiles/OrphanFile-${ino}`);
   });
 
   it('multi-mount protection: clean MMP is clean, an MMP block in use makes the volume dirty', async () => {

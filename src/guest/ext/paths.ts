@@ -3,8 +3,9 @@
  * inode its first path (hard links: one file, the first name found; '.' and
  * '..' are not followed, and a directory is entered once, so a loop cannot
  * recur). Inodes the walk never reaches are the file system's own (named
- * `<journal>`, `<resize inode>`...) or orphans (`<orphan N>`; a directory
- * subtree under an orphan keeps its names below it).
+ * `<journal>`, `<resize inode>`...) or orphans, named as Sleuth Kit names
+ * them (`$OrphanFiles/OrphanFile-N`; a directory subtree under an orphan
+ * keeps its names below it).
  */
 import type { AnomalyLog } from './anomalies.js';
 import type { DirEntries } from './dirs.js';
@@ -131,7 +132,7 @@ function where(dpath: string): string {
 }
 
 function orphanName(ino: number): string {
-  return `<orphan ${ino}>`;
+  return `$OrphanFiles/OrphanFile-${ino}`;
 }
 
 /** Names of the file system's own inodes. */
