@@ -201,4 +201,16 @@ describe.skipIf(!TOOLS)('hostile ext volumes', () => {
     const s2 = await scanImage(img);
     expect(anomaly(s2, 'owned-but-free')).toMatch(/marked free/);
   });
+
+  it('inode numbers out of range: an orphan list head past the last inode, a file handle naming inode 0 or past the end', async () => {
+    const img = volume(tempDir());
+    debugfs(img, ['ssv last_orphan 4000000000'], true);
+    const s = await scanImage(img);
+    expect(anomaly(s, 'bad-inode')).toMatch(/orphan list names inode 4000000000, which is not in use/);
+    const f = s.files.find((x) => x.path === 'one')!;
+    for (const ref of [0, s.vol.superblock.inodesCount + 1, -3, 1.5]) {
+      await expect(contentOf(s.vol, { ...f, ref })).rejects.toThrow(/out of range/);
+    }
+    await expect(contentOf(s.vol, { ...f, id: `ino:${f.ref}:999` })).rejects.toThrow(/changed since it was scanned/);
+  });
 });
