@@ -37,6 +37,11 @@ export class InodePass {
   private readonly xattrSeen = new Set<number>();
   private readonly walk: MapWalk;
   private readonly map: MapCollector;
+  /**
+   * One ownership name for every inode (a name per inode would cost a string
+   * each); scan.ts names the inodes behind a double-owned range afterwards.
+   */
+  private readonly filesOwner: number;
   readonly out: InodePassOutput = { journalStart: -1, dtimes: new Map() };
 
   constructor(
@@ -52,6 +57,7 @@ export class InodePass {
   ) {
     this.walk = { dev, claim: (b) => (this.claimed.has(b) ? false : (this.claimed.add(b), true)) };
     this.map = new MapCollector(log);
+    this.filesOwner = own.owner('inodes');
   }
 
   /** Byte offset of inode `ino` in its inode table. */
@@ -160,7 +166,7 @@ export class InodePass {
     const xattr = this.xattrBlock(i);
     const meta = map.treeBlocks.length || xattr.block ? map.treeSet(bs, xattr.block) : RangeSet.EMPTY;
     if (!data.isEmpty || !meta.isEmpty) {
-      const owner = this.own.owner(`inode ${ino}`);
+      const owner = this.filesOwner;
       this.own.add(owner, data);
       for (const b of map.treeBlocks) this.own.addRange(owner, b * bs, (b + 1) * bs);
       if (xattr.first) this.own.addRange(owner, xattr.block * bs, (xattr.block + 1) * bs);
@@ -190,7 +196,7 @@ export class InodePass {
         this.log.add('bad-inode', `resize inode: its double indirect block ${dind} is outside the file system or claimed twice`);
       } else {
         meta = RangeSet.of(dind * sb.blockSize, (dind + 1) * sb.blockSize);
-        this.own.add(this.own.owner('resize inode'), meta);
+        this.own.add(this.filesOwner, meta);
         this.metadata.addSet(meta);
       }
     }

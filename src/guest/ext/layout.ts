@@ -9,12 +9,12 @@ import type { Superblock } from './superblock.js';
 export type FixedKind = 'super' | 'blockBitmap' | 'inodeBitmap' | 'inodeTable';
 
 /** Calls `add` for every fixed structure: runs of blocks [start, start + count). */
-export function forEachFixed(sb: Superblock, t: GroupTable, add: (kind: FixedKind, start: number, count: number) => void): void {
+export function forEachFixed(sb: Superblock, t: GroupTable, add: (kind: FixedKind, start: number, count: number, group: number) => void): void {
   for (let g = 0; g < t.count; g++) {
-    for (const [s, n] of superAndDescRuns(sb, g)) add('super', s, n);
-    add('blockBitmap', t.blockBitmap[g], 1);
-    add('inodeBitmap', t.inodeBitmap[g], 1);
-    add('inodeTable', t.inodeTable[g], sb.inodeTableBlocks);
+    for (const [s, n] of superAndDescRuns(sb, g)) add('super', s, n, g);
+    add('blockBitmap', t.blockBitmap[g], 1, g);
+    add('inodeBitmap', t.inodeBitmap[g], 1, g);
+    add('inodeTable', t.inodeTable[g], sb.inodeTableBlocks, g);
   }
 }
 

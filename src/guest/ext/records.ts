@@ -98,6 +98,20 @@ export class InodeRecords {
     return RangeSet.fromCanonical(m === out.length ? out : out.slice(0, m));
   }
 
+  /** Inode numbers whose data or map blocks (meta less the inode itself) hold byte `pos`; a linear search, for messages. */
+  claimers(pos: number, max = 4): number[] {
+    const out: number[] = [];
+    const p = this.pool.a;
+    const hit = (at: number, n: number) => {
+      for (let k = 0; k < n; k++) if (p[at + 2 * k] <= pos && pos < p[at + 2 * k + 1]) return true;
+      return false;
+    };
+    for (let r = 0; r < this.count && out.length < max; r++) {
+      if (hit(this.dataAt.a[r], this.dataN.a[r]) || hit(this.metaAt.a[r], this.metaN.a[r])) out.push(this.ino.a[r]);
+    }
+    return out;
+  }
+
   private set(at: number, n: number): RangeSet {
     if (n === 0) return RangeSet.EMPTY;
     return RangeSet.fromCanonical(this.pool.a.slice(at, at + 2 * n));

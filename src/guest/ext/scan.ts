@@ -81,8 +81,9 @@ export async function scanExt(dev: BlockDevice, sb: Superblock, t: GroupTable, v
   const checked = own.check(free);
   for (const a of checked.anomalies) {
     if (a.kind === 'double-owned' && hasRoCompat(sb, RO_COMPAT.SHARED_BLOCKS)) continue;
-    if (a.ranges) log.addSet(a.kind, a.message, a.ranges);
-    else log.add(a.kind, a.message);
+    const message = a.kind === 'double-owned' && a.ranges ? doubleOwned(sb, t, records, a.ranges) : a.message;
+    if (a.ranges) log.addSet(a.kind, message, a.ranges);
+    else log.add(a.kind, message);
   }
   const area = RangeSet.of(sb.firstDataBlock * bs, sb.blocksCount * bs);
   const unowned = area.subtract(free).subtract(checked.owned);
@@ -127,6 +128,30 @@ function fixedStructures(sb: Superblock, t: GroupTable, own: Ownership, metadata
     metadata.add(start * bs, (start + count) * bs);
   });
 }
+
+/** Names who claims the first few double-owned ranges (fixed structures by group, inodes by number). */
+function doubleOwned(sb: Superblock, t: GroupTable, records: InodeRecords, ranges: RangeSet): string {
+  const bs = sb.blockSize;
+  const cases: string[] = [];
+  for (let i = 0; i < Math.min(ranges.count, 4); i++) {
+    const pos = ranges.start(i);
+    const names: string[] = [];
+    forEachFixed(sb, t, (kind, start, count, g) => {
+      if (start * bs <= pos && pos < (start + count) * bs) names.push(`${FIXED_NAMES[kind]} of group ${g}`);
+    });
+    if (sb.mmpBlock && Math.floor(pos / bs) === sb.mmpBlock) names.push('MMP block');
+    for (const ino of records.claimers(pos)) names.push(`inode ${ino}`);
+    cases.push(`${names.join(' and ')} at byte ${pos}`);
+  }
+  return `${ranges.bytes} bytes are claimed by two owners (${cases.join('; ')})`;
+}
+
+const FIXED_NAMES: Record<FixedKind, string> = {
+  super: 'superblock or descriptors',
+  blockBitmap: 'block bitmap',
+  inodeBitmap: 'inode bitmap',
+  inodeTable: 'inode table',
+};
 
 /** The MMP block: metadata, and a reason when it says the volume is in use or being checked. */
 async function checkMmp(dev: BlockDevice, sb: Superblock, own: Ownership, metadata: RangeSetBuilder, dirty: string[], log: AnomalyLog): Promise<void> {
