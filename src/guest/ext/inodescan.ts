@@ -16,8 +16,8 @@ import { crc32c } from './checksum.js';
 import { parseDirBlock, type DirEntries } from './dirs.js';
 import { inodeBitmapUninit, type GroupTable } from './groups.js';
 import {
-  BAD_BLOCKS_INO, extraIsizeOk, FL_EA_INODE, RESIZE_INO, ROOT_INO, FL_EXTENTS, FL_INLINE_DATA, hasBlockMap, I_BLOCK_SIZE, inodeChecksumOk, inodeXattr,
-  maxFileBytes, parseInode, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode,
+  BAD_BLOCKS_INO, extraIsizeOk, FL_EA_INODE, FL_EXTENTS, FL_INLINE_DATA, hasBlockMap, I_BLOCK_SIZE, inodeChecksumOk,
+  inodeXattr, maxFileBytes, parseInode, RESIZE_INO, ROOT_INO, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, type Inode,
 } from './inodes.js';
 import { F_SYSTEM, T_DIR, T_LNK, T_OTHER, T_REG, type InodeRecords } from './records.js';
 import { hasIncompat, hasRoCompat, INCOMPAT, RO_COMPAT, type Superblock } from './superblock.js';
