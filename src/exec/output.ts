@@ -16,7 +16,7 @@ import type { ProgressSink } from '../progress.js';
 import { locatorSlot, type LocatorData } from '../vhd/build.js';
 import { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import { DigestLog } from './digestLog.js';
-import { runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
+import { rewriteTotalBytes, runRewrite, type OutputType, type RewriteStats } from './rewrite.js';
 import { ContentVerifier, verifyStructure } from './verify.js';
 
 export interface OutputPlan {
@@ -50,7 +50,7 @@ export function plannedSize(plan: OutputPlan, blocksStored: number): number {
 
 /** Counts what a rewrite would keep, reading and comparing but writing nothing. */
 export async function dryRunRewrite(ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan): Promise<{ stats: RewriteStats; size: number }> {
-  ctx.progress.start('comparing', spec.virtualSize);
+  ctx.progress.start('comparing', rewriteTotalBytes(spec));
   try {
     const stats = await runRewrite(spec, resolver, ctx.runner, { type: plan.type, bitmapBytes: bitmapBytes(spec.blockSize) }, { progress: ctx.progress, signal: ctx.signal });
     return { stats, size: plannedSize(plan, stats.blocksStored) };
@@ -71,7 +71,11 @@ export interface WriteResult {
  */
 export async function writeRewrite(
   ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
-  atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void> },
+  atomic: {
+    replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void>;
+    /** A further check of the fsynced temporary, after its structure verified (rebase proves the whole view with it). */
+    verifyMore?: (temp: string) => Promise<void>;
+  },
 ): Promise<WriteResult> {
   const bitmaps = new DigestLog();
   let stats: RewriteStats | null = null;
@@ -79,7 +83,7 @@ export async function writeRewrite(
   let written: { footer: Footer; bat?: SparseWriter['bat']; header?: DynamicHeader } | null = null;
   let published = true;
   await writeAtomically(ctx.fs, target, async (file, temp) => {
-    ctx.progress.start('writing', spec.virtualSize);
+    ctx.progress.start('writing', rewriteTotalBytes(spec));
     const verifier = new ContentVerifier(temp, ctx.runner, spec, resolver);
     const record = { bitmaps, verifier };
     try {
@@ -124,6 +128,7 @@ export async function writeRewrite(
       } finally {
         ctx.progress.done();
       }
+      if (atomic.verifyMore) await atomic.verifyMore(temp);
     },
     shouldPublish: async () => {
       published = atomic.decide ? atomic.decide(stats!, size) : true;

@@ -17,7 +17,7 @@ import { setBit, SECTOR } from '../format/index.js';
 import { createHash } from 'node:crypto';
 import type { ChainResolver } from '../chain/resolve.js';
 import type { TaskRunner } from '../parallel/pool.js';
-import { planUnits, type PlanCounters, type RewriteSpec, type UnitPlan } from '../plan/units.js';
+import { planUnits, visitedBlocks, type PlanCounters, type RewriteSpec, type UnitPlan } from '../plan/units.js';
 import type { CompareResult } from '../plan/tasks.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import type { FixedWriter, SparseWriter } from '../vhd/writer.js';
@@ -71,9 +71,11 @@ interface BlockState {
   bits: Uint8Array;
 }
 
-/** Source bytes a rewrite will go through (for progress totals). */
+/** Bytes of the blocks a rewrite visits: the units it advances progress by, so a progress total reaches 100 %. */
 export function rewriteTotalBytes(spec: RewriteSpec): number {
-  return spec.virtualSize;
+  let n = 0;
+  for (const b of visitedBlocks(spec)) n += Math.min(spec.blockSize, spec.virtualSize - b * spec.blockSize);
+  return n;
 }
 
 export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, runner: TaskRunner, target: RewriteTarget, opts: RewriteOptions = {}): Promise<RewriteStats> {

@@ -9,7 +9,7 @@
  * (zeros when there is no reference).
  *
  * Output blocks are visited in order, and only those where some source layer
- * holds data. Each block is split into units of at most `unitSectors` sectors
+ * holds data (with `visitReference`, also those where a reference layer does). Each block is split into units of at most `unitSectors` sectors
  * (so memory stays bounded whatever the block size). For each unit the
  * planner resolves, from the BATs and bitmaps alone:
  *   - the source runs U: sectors the source layers supply (data or zeros);
@@ -31,6 +31,14 @@ export interface RewriteSpec {
   virtualSize: number;
   /** Largest unit, in sectors (a divisor of the block's sector count). */
   unitSectors: number;
+  /**
+   * Also visit blocks where only the reference holds data (rebase: where the
+   * source reads zeros over the new parent's data, the output must store
+   * those zeros). Compact and merge leave it unset: their reference is the
+   * source's own parent, which the source already shows wherever it does
+   * not hold data itself.
+   */
+  visitReference?: boolean;
 }
 
 export interface UnitPlan {
@@ -57,9 +65,11 @@ export interface PlanCounters {
   emptyBlocks: number;
 }
 
-/** Output blocks where any source layer holds data, ascending. */
+/** Output blocks where any source layer (with `visitReference`, any layer) holds data, ascending. */
 export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
-  const layers = spec.chain.layersLeafFirst.slice(0, spec.sourceCount);
+  const all = spec.chain.layersLeafFirst;
+  const sources = all.slice(0, spec.sourceCount);
+  const layers = spec.visitReference ? all : sources;
   const nOut = Math.ceil(spec.virtualSize / spec.blockSize);
   const marks = new Uint8Array(nOut);
   for (const l of layers) {
@@ -80,7 +90,7 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
   // reference holds there: those zeros are content the output must keep.
   if (spec.sourceCount < spec.chain.layersLeafFirst.length) {
     let shortest = spec.virtualSize;
-    for (const l of layers) shortest = Math.min(shortest, l.meta.virtualSize);
+    for (const l of sources) shortest = Math.min(shortest, l.meta.virtualSize);
     if (shortest < spec.virtualSize) marks.fill(1, Math.floor(shortest / spec.blockSize));
   }
   return (function* () {

@@ -60,6 +60,12 @@ export interface VhdMeta {
   /** Byte ranges of the structures, for overlap checks and `info`. */
   regions: Region[];
   issues: Issue[];
+  /**
+   * A raw disk image, not a VHD: read as a fixed disk whose data is the whole
+   * file (src/vhd/raw.ts; only `rebase` opens these). Its footer is made up
+   * and its UUID is null.
+   */
+  raw?: boolean;
 }
 
 export type OpenMode =

@@ -1,0 +1,154 @@
+/**
+ * Comparing two guest views over a range of sectors with compare's kernel
+ * (diff tasks in the worker threads), reading only where some layer holds
+ * data: stretches that resolve to zeros on both sides are never read.
+ *
+ * Rebase uses it twice:
+ *  - to prove its output: the new file over the new parent must show DISK's
+ *    view. The sectors the new file holds itself (bit 1) were already proven
+ *    equal to DISK's view while writing (ContentVerifier), so they are
+ *    masked here (`maskLeafOfA`): what is compared is every other sector,
+ *    i.e. where the output lets the new parent show through;
+ *  - to check that a larger new parent reads zeros past DISK's end (`b` null:
+ *    zeros).
+ */
+import { VhdToolError } from '../errors.js';
+import { SECTOR } from '../format/index.js';
+import type { Chain } from '../chain/chain.js';
+import { ChainResolver } from '../chain/resolve.js';
+import type { TaskRunner } from '../parallel/pool.js';
+import type { DiffResult, DiffTask } from '../plan/tasks.js';
+import { noopProgress, type ProgressSink } from '../progress.js';
+
+/** Sectors per diff task (64 MiB, as compare). */
+const SPAN_SECTORS = 131072;
+
+export interface ViewCompareOptions {
+  /** Sectors [first, end) to compare. */
+  first: number;
+  end: number;
+  /** Skip the sectors chain `a`'s leaf supplies itself (proven otherwise). */
+  maskLeafOfA?: boolean;
+  signal?: AbortSignal;
+  progress?: ProgressSink;
+  /** Progress label (the phase starts and ends here). */
+  label?: string;
+}
+
+export interface ViewCompareResult {
+  /** Byte offset of a differing sector (the first in disk order among those found), or null. */
+  difference: number | null;
+  /** Bytes checked: the sectors of the spans where either side holds data, less the masked ones. */
+  bytesChecked: number;
+}
+
+/**
+ * Spans [start, end) of sectors within [first, end) where some layer of the
+ * chains holds data, merged and ascending, in SPAN_SECTORS-aligned pieces.
+ */
+function dataSpans(chains: Chain[], first: number, end: number): Array<[number, number]> {
+  const marks: Array<[number, number]> = [];
+  for (const c of chains) {
+    for (const l of c.layersLeafFirst) {
+      const m = l.meta;
+      if (m.type === 'fixed') {
+        marks.push([0, m.virtualSize / SECTOR]);
+        continue;
+      }
+      const spb = m.blockSize! / SECTOR;
+      for (const b of m.bat!.allocated()) marks.push([b * spb, (b + 1) * spb]);
+    }
+  }
+  marks.sort((x, y) => x[0] - y[0]);
+  const out: Array<[number, number]> = [];
+  for (const [s0, e0] of marks) {
+    // Whole spans: one task per span touched.
+    const s = Math.max(first, Math.floor(s0 / SPAN_SECTORS) * SPAN_SECTORS);
+    const e = Math.min(end, Math.ceil(e0 / SPAN_SECTORS) * SPAN_SECTORS);
+    if (e <= s) continue;
+    const last = out[out.length - 1];
+    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
+    else out.push([s, e]);
+  }
+  return out;
+}
+
+/** Builds the runs of one task over sectors [s, s+n): side a (masked where its leaf holds data) and side b over the same sectors. */
+function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: number, n: number, mask: boolean): { a: number[]; b: number[]; any: boolean; masked: number } {
+  const a: number[] = [];
+  const b: number[] = [];
+  let any = false;
+  let masked = 0;
+  let pending = -1;
+  const flushB = (upTo: number) => {
+    if (pending < 0) return;
+    if (rb) {
+      for (const p of rb.resolveRange(0, pending, upTo - pending)) {
+        b.push(p.sector - s, p.count, p.layer < 0 ? -1 : nA + p.layer, p.fileOffset);
+        if (p.layer >= 0) any = true;
+      }
+    } else b.push(pending - s, upTo - pending, -1, 0);
+    pending = -1;
+  };
+  for (const p of ra.resolveRange(0, s, n)) {
+    if (mask && p.layer === 0) {
+      flushB(p.sector);
+      masked += p.count;
+      a.push(p.sector - s, p.count, -1, 0);
+      b.push(p.sector - s, p.count, -1, 0);
+      continue;
+    }
+    a.push(p.sector - s, p.count, p.layer < 0 ? -1 : p.layer, p.fileOffset);
+    if (p.layer >= 0) any = true;
+    if (pending < 0) pending = p.sector;
+  }
+  flushB(s + n);
+  return { a, b, any, masked };
+}
+
+/** Compares chain `a`'s view with chain `b`'s (zeros when null) over the sectors of `opts`. */
+export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null, opts: ViewCompareOptions): Promise<ViewCompareResult> {
+  const progress = opts.progress ?? noopProgress;
+  const ra = new ChainResolver(a);
+  const rb = b ? new ChainResolver(b) : null;
+  const nA = a.layersLeafFirst.length;
+  const files = [...a.layersLeafFirst.map((l) => l.path), ...(b ? b.layersLeafFirst.map((l) => l.path) : [])];
+  const spans = dataSpans(b ? [a, b] : [a], opts.first, opts.end);
+  const total = spans.reduce((n, [s, e]) => n + (e - s) * SECTOR, 0);
+  const limit = Math.max(2, runner.threads * 2);
+  const inflight: Array<Promise<void>> = [];
+  let difference: number | null = null;
+  let failure: unknown = null;
+  let checked = 0;
+  progress.start(opts.label ?? 'comparing', total);
+  try {
+    for (const [s0, e0] of spans) {
+      for (let s = s0; s < e0 && difference === null && failure === null; s += SPAN_SECTORS) {
+        if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+        const n = Math.min(SPAN_SECTORS, e0 - s);
+        const runs = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
+        checked += (n - runs.masked) * SECTOR;
+        if (!runs.any) {
+          progress.advance(n * SECTOR);
+          continue;
+        }
+        const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
+        const p = runner.run<DiffResult>(task).then((r) => {
+          if (r.first >= 0) {
+            const at = s * SECTOR + r.first;
+            difference = difference === null ? at : Math.min(difference, at);
+          }
+          progress.advance(n * SECTOR);
+        }, (e: unknown) => { failure ??= e; });
+        inflight.push(p);
+        if (inflight.length >= limit) await inflight.shift();
+      }
+    }
+  } finally {
+    await Promise.all(inflight);
+    progress.done();
+  }
+  if (failure !== null) throw failure;
+  if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+  return { difference, bytesChecked: checked };
+}
