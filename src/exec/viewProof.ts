@@ -38,7 +38,7 @@ export interface ViewCompareOptions {
 export interface ViewCompareResult {
   /** Byte offset of a differing sector (the first in disk order among those found), or null. */
   difference: number | null;
-  /** Bytes checked: the sectors of the spans where either side holds data, less the masked ones. */
+  /** Bytes read and compared: the sectors, not masked, where either side reads a file rather than zeros. */
   bytesChecked: number;
 }
 
@@ -73,12 +73,27 @@ function dataSpans(chains: Chain[], first: number, end: number): Array<[number, 
   return out;
 }
 
+/** Sectors of [0, n) where either runs list reads a file (not zeros): what the kernel reads. */
+function dataSectors(a: number[], b: number[], n: number): number {
+  let count = 0;
+  let i = 0;
+  let j = 0;
+  let s = 0;
+  while (s < n && i < a.length && j < b.length) {
+    const e = Math.min(a[i] + a[i + 1], b[j] + b[j + 1], n);
+    if (a[i + 2] >= 0 || b[j + 2] >= 0) count += e - s;
+    s = e;
+    if (a[i] + a[i + 1] <= s) i += 4;
+    if (b[j] + b[j + 1] <= s) j += 4;
+  }
+  return count;
+}
+
 /** Builds the runs of one task over sectors [s, s+n): side a (masked where its leaf holds data) and side b over the same sectors. */
-function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: number, n: number, mask: boolean): { a: number[]; b: number[]; any: boolean; masked: number } {
+function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: number, n: number, mask: boolean): { a: number[]; b: number[]; any: boolean } {
   const a: number[] = [];
   const b: number[] = [];
   let any = false;
-  let masked = 0;
   let pending = -1;
   const flushB = (upTo: number) => {
     if (pending < 0) return;
@@ -93,7 +108,6 @@ function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: nu
   for (const p of ra.resolveRange(0, s, n)) {
     if (mask && p.layer === 0) {
       flushB(p.sector);
-      masked += p.count;
       a.push(p.sector - s, p.count, -1, 0);
       b.push(p.sector - s, p.count, -1, 0);
       continue;
@@ -103,7 +117,7 @@ function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: nu
     if (pending < 0) pending = p.sector;
   }
   flushB(s + n);
-  return { a, b, any, masked };
+  return { a, b, any };
 }
 
 /** Compares chain `a`'s view with chain `b`'s (zeros when null) over the sectors of `opts`. */
@@ -127,11 +141,11 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
         if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
         const n = Math.min(SPAN_SECTORS, e0 - s);
         const runs = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
-        checked += (n - runs.masked) * SECTOR;
         if (!runs.any) {
           progress.advance(n * SECTOR);
           continue;
         }
+        checked += dataSectors(runs.a, runs.b, n) * SECTOR;
         const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
         const p = runner.run<DiffResult>(task).then((r) => {
           if (r.first >= 0) {

@@ -88,9 +88,9 @@ export interface RebaseResult {
   /** Data bytes written (that would be written, in a dry run). */
   bytesWritten: number;
   /**
-   * Bytes of the view the final proof (step 3 above) checked: the blocks where
-   * either side holds data, less the sectors the result stores itself (proven
-   * while writing). 0 in a dry run.
+   * Bytes of the view the final proof (step 3 above) read and compared: the
+   * sectors the result does not store itself where either view reads data
+   * from a file. 0 in a dry run.
    */
   verifiedBytes: number;
   removedTemporaries: string[];

@@ -40,7 +40,7 @@ describe('compareViews', () => {
         expect((await compareViews(runner, a, b, all)).difference).toBe(42 * S + 100);
         const masked = await compareViews(runner, a, b, { ...all, maskLeafOfA: true });
         expect(masked.difference).toBe(300 * S + 7);
-        expect(masked.bytesChecked).toBe(SIZE - 9 * S);
+        expect(masked.bytesChecked).toBe(SIZE - 9 * S); // B is fixed: read everywhere but where A's leaf stores its 9 sectors
         expect((await compareViews(runner, a, b, { first: 301, end: SIZE / S })).difference).toBeNull();
         expect((await compareViews(runner, a, a, all)).difference).toBeNull();
         // Against zeros: the first non-zero byte of the view, from `first` on.
@@ -48,6 +48,9 @@ describe('compareViews', () => {
         expect((await compareViews(runner, a, null, all)).difference).toBe(firstNonZero(0));
         expect((await compareViews(runner, a, null, { first: 600, end: SIZE / S })).difference).toBe(firstNonZero(1500));
         expect((await compareViews(runner, a, null, { first: 1501, end: SIZE / S })).difference).toBeNull();
+        // Against zeros, only what A's files hold is read: the base's 512 sectors and the child's sector 1500.
+        expect((await compareViews(runner, a, null, all)).bytesChecked).toBe(513 * S);
+        expect((await compareViews(runner, a, null, { ...all, maskLeafOfA: true })).bytesChecked).toBe((512 - 8) * S);
       } finally {
         await a.close();
         await b.close();
