@@ -11,6 +11,8 @@
  *    i.e. where the output lets the new parent show through;
  *  - to check that a larger new parent reads zeros past DISK's end (`b` null:
  *    zeros).
+ * Stretches both sides read from the same file (device and inode) at the same
+ * offset are the same bytes and are not read.
  */
 import { VhdToolError } from '../errors.js';
 import { SECTOR } from '../format/index.js';
@@ -73,6 +75,40 @@ function dataSpans(chains: Chain[], first: number, end: number): Array<[number, 
   return out;
 }
 
+/**
+ * Replaces, in both runs lists, the stretches where both read the same file
+ * (by `ids`, device and inode) at the same offset with zeros: the same bytes,
+ * nothing to read. Both lists cover the same sectors in order.
+ */
+function withoutShared(a: number[], b: number[], ids: string[]): { a: number[]; b: number[] } {
+  const oa: number[] = [];
+  const ob: number[] = [];
+  const push = (out: number[], at: number, count: number, f: number, off: number) => {
+    const n = out.length;
+    if (n && out[n - 2] < 0 && f < 0 && out[n - 4] + out[n - 3] === at) out[n - 3] += count;
+    else out.push(at, count, f, off);
+  };
+  let i = 0;
+  let j = 0;
+  let s = Math.min(a[0] ?? 0, b[0] ?? 0);
+  while (i < a.length && j < b.length) {
+    const e = Math.min(a[i] + a[i + 1], b[j] + b[j + 1]);
+    if (e > s) {
+      const fa = a[i + 2];
+      const fb = b[j + 2];
+      const pa = fa < 0 ? 0 : a[i + 3] + (s - a[i]) * SECTOR;
+      const pb = fb < 0 ? 0 : b[j + 3] + (s - b[j]) * SECTOR;
+      const same = fa >= 0 && fb >= 0 && ids[fa] === ids[fb] && pa === pb;
+      push(oa, s, e - s, same ? -1 : fa, same ? 0 : pa);
+      push(ob, s, e - s, same ? -1 : fb, same ? 0 : pb);
+      s = e;
+    }
+    if (a[i] + a[i + 1] <= s) i += 4;
+    if (b[j] + b[j + 1] <= s) j += 4;
+  }
+  return { a: oa, b: ob };
+}
+
 /** Sectors of [0, n) where either runs list reads a file (not zeros): what the kernel reads. */
 function dataSectors(a: number[], b: number[], n: number): number {
   let count = 0;
@@ -126,7 +162,9 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
   const ra = new ChainResolver(a);
   const rb = b ? new ChainResolver(b) : null;
   const nA = a.layersLeafFirst.length;
-  const files = [...a.layersLeafFirst.map((l) => l.path), ...(b ? b.layersLeafFirst.map((l) => l.path) : [])];
+  const layers = [...a.layersLeafFirst, ...(b ? b.layersLeafFirst : [])];
+  const files = layers.map((l) => l.path);
+  const ids = layers.map((l) => `${l.dev}:${l.ino}`);
   const spans = dataSpans(b ? [a, b] : [a], opts.first, opts.end);
   const total = spans.reduce((n, [s, e]) => n + (e - s) * SECTOR, 0);
   const limit = Math.max(2, runner.threads * 2);
@@ -140,12 +178,14 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
       for (let s = s0; s < e0 && difference === null && failure === null; s += SPAN_SECTORS) {
         if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
         const n = Math.min(SPAN_SECTORS, e0 - s);
-        const runs = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
-        if (!runs.any) {
+        const built = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
+        const runs = built.any ? withoutShared(built.a, built.b, ids) : built;
+        const reads = built.any ? dataSectors(runs.a, runs.b, n) : 0;
+        if (reads === 0) {
           progress.advance(n * SECTOR);
           continue;
         }
-        checked += dataSectors(runs.a, runs.b, n) * SECTOR;
+        checked += reads * SECTOR;
         const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
         const p = runner.run<DiffResult>(task).then((r) => {
           if (r.first >= 0) {

@@ -45,7 +45,7 @@ import { hyperVLocators, newFooter, newHeader } from '../vhd/build.js';
 import { openVhd } from '../vhd/image.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
-import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
+import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase, type Resolved } from './common.js';
 
 export interface RebaseOptions extends OpBase {
   /** DISK's parent, overriding its locators (a differencing DISK only). */
@@ -78,11 +78,13 @@ export interface RebaseResult {
   /** originalSize - newSize: what the rebase saves (negative if the result is larger). */
   savedBytes: number;
   /**
-   * Sectors examined (every sector of the blocks visited), kept (differ from
-   * the new parent; of them, zero sectors over the new parent's data), and
-   * dropped (the new parent reads the same: non-zero, or zero over zero).
+   * Sectors examined (read and compared in the blocks visited), kept (differ
+   * from the new parent; zero sectors over the new parent's data among them),
+   * dropped (the new parent reads the same: non-zero, or zero over zero), and
+   * shared: dropped unread, because both views read them from the same file
+   * at the same offset (a layer DISK's chain and the new parent's share).
    */
-  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number };
+  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number; shared: number };
   /** Blocks stored in the result. */
   blocks: number;
   /** Data bytes written (that would be written, in a dry run). */
@@ -107,8 +109,7 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
   try {
     src = await openDiskOrRaw(fs, disk, { parent: opts.parent, mode: 'strict', extraCandidates: opts.extraCandidates });
     const leaf = src.layersLeafFirst[0];
-    const raw = leaf.meta.raw === true;
-    if (raw && !opts.output) {
+    if (leaf.meta.raw && opts.output === undefined) {
       throw new VhdToolError('USAGE', 'is a raw disk image, which cannot be rebased in place; name the new disk with --output', disk);
     }
     refuseSavedState(leaf);
@@ -116,9 +117,8 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
     const npLeaf = np.layersLeafFirst[0];
     refuseSavedState(npLeaf);
     refuseCycle(leaf, np, onto);
-    const virtualSize = leaf.meta.virtualSize;
-    if (npLeaf.meta.virtualSize < virtualSize) {
-      throw new VhdToolError('REFUSED', `new parent is smaller than ${disk} (${npLeaf.meta.virtualSize} < ${virtualSize} bytes); DISK's view cannot sit on it`, onto);
+    if (npLeaf.meta.virtualSize < leaf.meta.virtualSize) {
+      throw new VhdToolError('REFUSED', `new parent is smaller than ${disk} (${npLeaf.meta.virtualSize} < ${leaf.meta.virtualSize} bytes); DISK's view cannot sit on it`, onto);
     }
     const blockSize = leaf.meta.blockSize ?? npLeaf.meta.blockSize ?? DEFAULT_BLOCK_SIZE;
     if (!opts.runner) {
@@ -126,7 +126,7 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
       ctx = resolveBase(opts, blockSize);
       ctx.runner.warm();
     }
-    if (npLeaf.meta.virtualSize > virtualSize) await refuseDataPastEnd(ctx.runner, np, virtualSize, disk, onto, ctx.signal);
+    if (npLeaf.meta.virtualSize > leaf.meta.virtualSize) await refuseDataPastEnd(ctx.runner, np, leaf.meta.virtualSize, disk, onto, ctx.signal);
 
     const inPlace = opts.output === undefined;
     const target = inPlace ? await fs.realpath(disk) : path.resolve(opts.output!);
@@ -136,61 +136,27 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
       await refuseOutputIsInput(fs, opts.output!, [src, np]);
       await requireOutputDir(fs, opts.output!);
       if (!opts.dryRun) await refuseExisting(fs, opts.output!, opts.force ?? false);
-    }
-    if (inPlace && !opts.dryRun) {
+    } else if (!opts.dryRun) {
       lock = await lockDisk(fs, target);
       const holders = await pidsHolding(leaf.dev, leaf.ino);
       if (holders.length) throw new VhdToolError('LOCKED', `disk is open in another process (pid ${holders.join(', ')}); shut the VM down first`, disk);
     }
 
-    const k = src.layersLeafFirst.length;
-    const composite: Chain = { layersLeafFirst: [...src.layersLeafFirst, ...np.layersLeafFirst], close: async () => {} };
-    const spec: RewriteSpec = { chain: composite, sourceCount: k, blockSize, virtualSize, unitSectors: unitSectorsFor(blockSize), visitReference: true };
-    const footer = outputFooter(leaf, inPlace, raw);
-    const timestamp = dateToVhdTime(new Date(npLeaf.mtimeMs));
-    const plan: OutputPlan = {
-      type: 'differencing',
-      footer,
-      header: newHeader(blockSize, Math.ceil(virtualSize / blockSize), {
-        uniqueId: npLeaf.meta.footer.uniqueId, timestamp, unicodeName: path.basename(npLeaf.realPath),
-      }),
-      locators: hyperVLocators(target, npLeaf.realPath),
-      align: 4096,
-    };
-    const resolver = new ChainResolver(composite);
-    const inputs = composite.layersLeafFirst;
+    const plan = outputPlan(leaf, npLeaf, blockSize, target, inPlace);
     const mode = inPlace ? (await fs.stat(disk)).mode & 0o7777 : 0o644;
-    const srcChain = src;
-    const npChain = np;
-    const run = await withBitmapCheck(fs, src.layersLeafFirst, ctx.runner, ctx.signal, async (signal, checked) => {
-      const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
-      if (opts.dryRun) return { ...(await dryRunRewrite(runCtx, spec, resolver, plan)), verified: 0 };
-      let verified = 0;
-      const w = await writeRewrite(runCtx, spec, resolver, plan, target, {
-        replace: inPlace || (opts.force ?? false),
-        mode,
-        verifyMore: async (temp) => {
-          verified = await proveView(fs, ctx.runner, temp, npChain, srcChain, virtualSize, signal, ctx.progress);
-        },
-        beforePublish: async () => {
-          await checked();
-          await assertUnchanged(fs, inputs);
-        },
-      });
-      return { stats: w.stats, size: w.size, verified };
-    });
+    const run = await execute(ctx, src, np, plan, target, { dryRun: opts.dryRun ?? false, replace: inPlace || (opts.force ?? false), mode });
     const oldParent = src.layersLeafFirst[1];
     return result(run.stats, {
       path: disk,
       output: opts.output ?? disk,
       inPlace,
-      inputType: raw ? 'raw' : leaf.meta.type,
+      inputType: leaf.meta.raw ? 'raw' : leaf.meta.type,
       dryRun: opts.dryRun ?? false,
-      uuid: inPlace || !opts.dryRun ? footer.uniqueId : null,
+      uuid: inPlace || !opts.dryRun ? plan.footer.uniqueId : null,
       uuidKept: inPlace,
       oldParent: oldParent ? { path: oldParent.path, uuid: oldParent.meta.footer.uniqueId } : null,
-      newParent: { path: onto, uuid: npLeaf.meta.footer.uniqueId, timestamp: vhdTimeToIso(timestamp) },
-      virtualSize,
+      newParent: { path: onto, uuid: npLeaf.meta.footer.uniqueId, timestamp: vhdTimeToIso(plan.header!.parentTimestamp) },
+      virtualSize: leaf.meta.virtualSize,
       blockSize,
       originalSize: leaf.meta.fileSize,
       newSize: run.size,
@@ -206,6 +172,63 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
   }
 }
 
+/**
+ * The result's metadata: a differencing disk of DISK's size linked to the new
+ * parent as Hyper-V links one (its UUID, its file's modification time as the
+ * parent time stamp, W2ku and W2ru locators from the result's own place), in
+ * Hyper-V's 4 KiB-aligned layout. The parent name is the file name (what
+ * vhdtool's merge writes, and what blktap's check and vhd-lib expect).
+ */
+function outputPlan(leaf: Layer, npLeaf: Layer, blockSize: number, target: string, inPlace: boolean): OutputPlan {
+  const size = leaf.meta.virtualSize;
+  return {
+    type: 'differencing',
+    footer: outputFooter(leaf, inPlace, leaf.meta.raw === true),
+    header: newHeader(blockSize, Math.ceil(size / blockSize), {
+      uniqueId: npLeaf.meta.footer.uniqueId,
+      timestamp: dateToVhdTime(new Date(npLeaf.mtimeMs)),
+      unicodeName: path.basename(npLeaf.realPath),
+    }),
+    locators: hyperVLocators(target, npLeaf.realPath),
+    align: 4096,
+  };
+}
+
+/**
+ * Runs the rewrite over the composite chain (DISK's layers, then the new
+ * parent's) and, for a real run, the final proof before publishing. The
+ * bitmap invariant of DISK's layers is checked alongside.
+ */
+async function execute(ctx: Resolved, src: Chain, np: Chain, plan: OutputPlan, target: string,
+  o: { dryRun: boolean; replace: boolean; mode: number }): Promise<{ stats: RewriteStats; size: number; verified: number }> {
+  const fs = ctx.fs;
+  const size = src.layersLeafFirst[0].meta.virtualSize;
+  const blockSize = plan.header!.blockSize;
+  const composite: Chain = { layersLeafFirst: [...src.layersLeafFirst, ...np.layersLeafFirst], close: async () => {} };
+  const spec: RewriteSpec = {
+    chain: composite, sourceCount: src.layersLeafFirst.length, blockSize, virtualSize: size,
+    unitSectors: unitSectorsFor(blockSize), visitReference: true, skipShared: true,
+  };
+  const resolver = new ChainResolver(composite);
+  return withBitmapCheck(fs, src.layersLeafFirst, ctx.runner, ctx.signal, async (signal, checked) => {
+    const runCtx = { fs, runner: ctx.runner, progress: ctx.progress, signal };
+    if (o.dryRun) return { ...(await dryRunRewrite(runCtx, spec, resolver, plan)), verified: 0 };
+    let verified = 0;
+    const w = await writeRewrite(runCtx, spec, resolver, plan, target, {
+      replace: o.replace,
+      mode: o.mode,
+      verifyMore: async (temp) => {
+        verified = await proveView(fs, ctx.runner, temp, np, src, size, signal, ctx.progress);
+      },
+      beforePublish: async () => {
+        await checked();
+        await assertUnchanged(fs, composite.layersLeafFirst);
+      },
+    });
+    return { stats: w.stats, size: w.size, verified };
+  });
+}
+
 type ResultBase = Omit<RebaseResult, 'savedBytes' | 'sectors' | 'blocks' | 'bytesWritten' | 'durationMs'> & { t0: number };
 
 function result(stats: RewriteStats, r: ResultBase): RebaseResult {
@@ -214,7 +237,10 @@ function result(stats: RewriteStats, r: ResultBase): RebaseResult {
     uuid: r.uuid, uuidKept: r.uuidKept, oldParent: r.oldParent, newParent: r.newParent,
     virtualSize: r.virtualSize, blockSize: r.blockSize,
     originalSize: r.originalSize, newSize: r.newSize, savedBytes: r.originalSize - r.newSize,
-    sectors: { examined: stats.sectorsExamined, kept: stats.sectorsKept, sameAsParent: stats.sectorsSameAsParent, zeroOverZero: stats.sectorsZeroOverZero },
+    sectors: {
+      examined: stats.sectorsExamined, kept: stats.sectorsKept, sameAsParent: stats.sectorsSameAsParent,
+      zeroOverZero: stats.sectorsZeroOverZero, shared: stats.sectorsShared,
+    },
     blocks: stats.blocksStored,
     bytesWritten: stats.bytesWritten,
     verifiedBytes: r.verifiedBytes,

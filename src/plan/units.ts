@@ -39,6 +39,14 @@ export interface RewriteSpec {
    * not hold data itself.
    */
   visitReference?: boolean;
+  /**
+   * Leave out of the output, without reading them, the source sectors that
+   * the reference reads from the very same file at the very same offset: the
+   * same bytes (rebase onto a chain that shares layers with the disk's own,
+   * such as its parent or an update layer above its base). Compact's and
+   * merge's source and reference never share a file.
+   */
+  skipShared?: boolean;
 }
 
 export interface UnitPlan {
@@ -63,6 +71,8 @@ export interface PlanCounters {
   blocksVisited: number;
   /** Visited blocks where no source sector exists at all (allocated, empty bitmap). */
   emptyBlocks: number;
+  /** Source sectors left out because the reference reads them from the same file and offset (`skipShared`). */
+  sharedSectors?: number;
 }
 
 /** Output blocks where any source layer (with `visitReference`, any layer) holds data, ascending. */
@@ -98,6 +108,32 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
   })();
 }
 
+/**
+ * Splits the source pieces by their reference pieces and drops the parts the
+ * reference reads from the same file (`fileId` per layer) at the same offset.
+ * Returns the remaining source and reference pieces, and the sectors dropped.
+ */
+function withoutShared(src: Piece[], refs: Piece[][], fileId: string[]): { src: Piece[]; ref: Piece[]; shared: number } {
+  const out = { src: [] as Piece[], ref: [] as Piece[], shared: 0 };
+  src.forEach((p, i) => {
+    if (p.layer < 0) {
+      out.src.push(p);
+      out.ref.push(...refs[i]);
+      return;
+    }
+    for (const r of refs[i]) {
+      const at = p.fileOffset + (r.sector - p.sector) * SECTOR;
+      if (r.layer >= 0 && fileId[r.layer] === fileId[p.layer] && r.fileOffset === at) {
+        out.shared += r.count;
+        continue;
+      }
+      out.src.push({ sector: r.sector, count: r.count, layer: p.layer, fileOffset: at });
+      out.ref.push(r);
+    }
+  });
+  return out;
+}
+
 /** Packs pieces into task runs relative to `unitStart`, mapping layers to file indices. */
 function toRuns(pieces: Piece[], unitStart: number, fileIndex: (layer: number) => number): number[] {
   const runs: number[] = [];
@@ -112,6 +148,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
   const spb = spec.blockSize / SECTOR;
   const totalSectors = spec.virtualSize / SECTOR;
   const unit = Math.min(spec.unitSectors, spb);
+  const fileId = layers.map((l) => `${l.dev}:${l.ino}`);
   for (const block of visitedBlocks(spec)) {
     counters.blocksVisited++;
     const blockStart = block * spb;
@@ -120,18 +157,23 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
     for (let s = blockStart; s < blockEnd; s += unit) {
       const n = Math.min(unit, blockEnd - s);
       const pieces = resolver.resolveRange(0, s, n, k);
-      const srcPieces = pieces.filter((p) => p.layer !== -2);
+      let srcPieces = pieces.filter((p) => p.layer !== -2);
+      let task: CompareTask | null = null;
+      if (srcPieces.length > 0) anySource = true;
+      let refPieces: Piece[] = [];
+      if (srcPieces.length > 0 && k < layers.length) {
+        const refs = srcPieces.map((p) => resolver.resolveRange(k, p.sector, p.count));
+        if (spec.skipShared) {
+          const kept = withoutShared(srcPieces, refs, fileId);
+          counters.sharedSectors = (counters.sharedSectors ?? 0) + kept.shared;
+          srcPieces = kept.src;
+          refPieces = kept.ref;
+        } else refPieces = refs.flat();
+      }
       const dataRuns: number[] = [];
       for (const p of srcPieces) if (p.layer >= 0) dataRuns.push(p.sector - s, p.count);
-      let task: CompareTask | null = null;
       if (srcPieces.length > 0) {
-        anySource = true;
-        let ref: number[] | null = null;
-        if (k < layers.length) {
-          const refPieces: Piece[] = [];
-          for (const p of srcPieces) refPieces.push(...(resolver.resolveRange(k, p.sector, p.count)));
-          if (refPieces.some((p) => p.layer >= 0)) ref = toRuns(refPieces, s, (l) => l);
-        }
+        const ref = refPieces.some((p) => p.layer >= 0) ? toRuns(refPieces, s, (l) => l) : null;
         task = { kind: 'compare', slot: -1, sectors: n, files, src: toRuns(srcPieces, s, (l) => l), ref, write: false };
       }
       yield {

@@ -42,7 +42,8 @@ describe('compareViews', () => {
         expect(masked.difference).toBe(300 * S + 7);
         expect(masked.bytesChecked).toBe(SIZE - 9 * S); // B is fixed: read everywhere but where A's leaf stores its 9 sectors
         expect((await compareViews(runner, a, b, { first: 301, end: SIZE / S })).difference).toBeNull();
-        expect((await compareViews(runner, a, a, all)).difference).toBeNull();
+        // A chain against itself: every stretch is the same file at the same offset, nothing is read.
+        expect(await compareViews(runner, a, a, all)).toEqual({ difference: null, bytesChecked: 0 });
         // Against zeros: the first non-zero byte of the view, from `first` on.
         const firstNonZero = (from: number) => view.findIndex((x, i) => i >= from * S && x !== 0);
         expect((await compareViews(runner, a, null, all)).difference).toBe(firstNonZero(0));

@@ -188,11 +188,31 @@ describe('rebase a child onto an updated template', () => {
 });
 
 describe('rebase onto parents of its own chain', () => {
-  it('onto its own parent: no sector of the view changes, and the result is what compact leaves', async () => {
+  it('onto its own parent: no sector of the view changes; what both read from the parent\'s file is not read at all', async () => {
     const sc = await scene();
     const out = path.join(sc.dir, 'same.vhd');
-    await rebase(sc.a, sc.p, { output: out, threads: 0 });
+    const r = await rebase(sc.a, sc.p, { output: out, threads: 0 });
     await expectExact(out, sc.viewA, sc.viewP);
+    // P's sectors that A does not store itself: both views read them from p.vhd at the same offset.
+    const inA = new Set(await storedSectors(sc.a));
+    const shared = (await storedSectors(sc.p)).filter((x) => !inA.has(x) && x < SIZE / S);
+    expect(r.sectors.shared).toBe(shared.length);
+    expect(r.sectors.examined).toBeLessThan(SIZE / S - shared.length);
+  });
+
+  it('onto an update layer above its own base: shared base sectors are left unread, the result is exact', async () => {
+    const sc = await scene();
+    const u = path.join(sc.dir, 'update.vhd');
+    const upd: SynthLayer = { type: 'differencing', virtualSize: SIZE, blockSize: 512 * KiB, writes: [
+      { sector: 1000, data: patternBytes(64 * KiB, 30) }, { sector: 1500, data: new Uint8Array(16 * KiB) }, { sector: 5900, data: patternBytes(8 * KiB, 31) },
+    ] };
+    await writeSynthLayer(nodeFileSystem, u, upd, { path: sc.p, uniqueId: (await info(sc.p)).uuid as never });
+    const viewU = await content(u);
+    const out = path.join(sc.dir, 'a-on-update.vhd');
+    const r = await rebase(sc.a, u, { output: out, threads: 1 });
+    await expectExact(out, sc.viewA, viewU);
+    expect(r.sectors.shared).toBeGreaterThan(1000);
+    expect((await info(out)).chain.map((c) => path.basename(c.path))).toEqual(['a-on-update.vhd', 'update.vhd', 'p.vhd']);
   });
 
   it('a depth-3 chain onto its base: the middle layer is folded in, the view kept', async () => {
@@ -384,7 +404,7 @@ describe('vhdtool rebase on the command line', () => {
     expect(Object.keys(j)).toEqual(['path', 'output', 'inPlace', 'inputType', 'dryRun', 'uuid', 'uuidKept', 'oldParent', 'newParent',
       'virtualSize', 'blockSize', 'originalSize', 'newSize', 'savedBytes', 'sectors', 'blocks', 'bytesWritten', 'verifiedBytes',
       'removedTemporaries', 'durationMs']);
-    expect(Object.keys(j.sectors as object)).toEqual(['examined', 'kept', 'sameAsParent', 'zeroOverZero']);
+    expect(Object.keys(j.sectors as object)).toEqual(['examined', 'kept', 'sameAsParent', 'zeroOverZero', 'shared']);
     expect(Object.keys(j.newParent as object)).toEqual(['path', 'uuid', 'timestamp']);
     const t = await runCli(['rebase', sc.a, '--onto', sc.q, '--dry-run']);
     expect(t.code).toBe(0);
