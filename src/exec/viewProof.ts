@@ -44,11 +44,19 @@ export interface ViewCompareResult {
   bytesChecked: number;
 }
 
+interface Span {
+  /** First sector and sector count of the task. */
+  start: number;
+  sectors: number;
+  /** Sectors of the span some layer holds (the progress measure: where the reading is). */
+  weight: number;
+}
+
 /**
- * Spans [start, end) of sectors within [first, end) where some layer of the
- * chains holds data, merged and ascending, in SPAN_SECTORS-aligned pieces.
+ * The SPAN_SECTORS-aligned spans within [first, end) where some layer of the
+ * chains holds data, ascending, each weighted by the sectors layers hold in it.
  */
-function dataSpans(chains: Chain[], first: number, end: number): Array<[number, number]> {
+function dataSpans(chains: Chain[], first: number, end: number): Span[] {
   const marks: Array<[number, number]> = [];
   for (const c of chains) {
     for (const l of c.layersLeafFirst) {
@@ -62,15 +70,22 @@ function dataSpans(chains: Chain[], first: number, end: number): Array<[number, 
     }
   }
   marks.sort((x, y) => x[0] - y[0]);
-  const out: Array<[number, number]> = [];
+  const out: Span[] = [];
+  let covered = first;
   for (const [s0, e0] of marks) {
-    // Whole spans: one task per span touched.
-    const s = Math.max(first, Math.floor(s0 / SPAN_SECTORS) * SPAN_SECTORS);
-    const e = Math.min(end, Math.ceil(e0 / SPAN_SECTORS) * SPAN_SECTORS);
-    if (e <= s) continue;
-    const last = out[out.length - 1];
-    if (last && s <= last[1]) last[1] = Math.max(last[1], e);
-    else out.push([s, e]);
+    // The part of this mark not yet counted, within [first, end).
+    let s = Math.max(s0, covered);
+    const e = Math.min(e0, end);
+    covered = Math.max(covered, e);
+    while (s < e) {
+      const start = Math.max(first, Math.floor(s / SPAN_SECTORS) * SPAN_SECTORS);
+      const spanEnd = Math.min(end, Math.floor(s / SPAN_SECTORS) * SPAN_SECTORS + SPAN_SECTORS);
+      const take = Math.min(e, spanEnd) - s;
+      const last = out[out.length - 1];
+      if (last && last.start === start) last.weight += take;
+      else out.push({ start, sectors: spanEnd - start, weight: take });
+      s += take;
+    }
   }
   return out;
 }
@@ -166,7 +181,7 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
   const files = layers.map((l) => l.path);
   const ids = layers.map((l) => `${l.dev}:${l.ino}`);
   const spans = dataSpans(b ? [a, b] : [a], opts.first, opts.end);
-  const total = spans.reduce((n, [s, e]) => n + (e - s) * SECTOR, 0);
+  const total = spans.reduce((n, x) => n + x.weight * SECTOR, 0);
   const limit = Math.max(2, runner.threads * 2);
   const inflight: Array<Promise<void>> = [];
   let difference: number | null = null;
@@ -174,29 +189,27 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
   let checked = 0;
   progress.start(opts.label ?? 'comparing', total);
   try {
-    for (const [s0, e0] of spans) {
-      for (let s = s0; s < e0 && difference === null && failure === null; s += SPAN_SECTORS) {
-        if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
-        const n = Math.min(SPAN_SECTORS, e0 - s);
-        const built = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
-        const runs = built.any ? withoutShared(built.a, built.b, ids) : built;
-        const reads = built.any ? dataSectors(runs.a, runs.b, n) : 0;
-        if (reads === 0) {
-          progress.advance(n * SECTOR);
-          continue;
-        }
-        checked += reads * SECTOR;
-        const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
-        const p = runner.run<DiffResult>(task).then((r) => {
-          if (r.first >= 0) {
-            const at = s * SECTOR + r.first;
-            difference = difference === null ? at : Math.min(difference, at);
-          }
-          progress.advance(n * SECTOR);
-        }, (e: unknown) => { failure ??= e; });
-        inflight.push(p);
-        if (inflight.length >= limit) await inflight.shift();
+    for (const { start: s, sectors: n, weight } of spans) {
+      if (difference !== null || failure !== null) break;
+      if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+      const built = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
+      const runs = built.any ? withoutShared(built.a, built.b, ids) : built;
+      const reads = built.any ? dataSectors(runs.a, runs.b, n) : 0;
+      if (reads === 0) {
+        progress.advance(weight * SECTOR);
+        continue;
       }
+      checked += reads * SECTOR;
+      const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
+      const p = runner.run<DiffResult>(task).then((r) => {
+        if (r.first >= 0) {
+          const at = s * SECTOR + r.first;
+          difference = difference === null ? at : Math.min(difference, at);
+        }
+        progress.advance(weight * SECTOR);
+      }, (e: unknown) => { failure ??= e; });
+      inflight.push(p);
+      if (inflight.length >= limit) await inflight.shift();
     }
   } finally {
     await Promise.all(inflight);

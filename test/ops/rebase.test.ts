@@ -394,6 +394,28 @@ describe('interruption', () => {
   }
 });
 
+describe('progress', () => {
+  it('measures the real work: each phase advances exactly to its total (rebase\'s writing and proving, compact\'s and merge\'s writing)', async () => {
+    const sc = await scene(64 * KiB);
+    const phases: Array<{ label: string; total: number; done: number }> = [];
+    const progress = {
+      start(label: string, total: number) { phases.push({ label, total, done: 0 }); },
+      advance(n: number) { phases[phases.length - 1].done += n; },
+      done() {},
+    };
+    await rebase(sc.a, sc.q, { output: path.join(sc.dir, 'r.vhd'), threads: 1, progress });
+    const { compact } = await import('../../src/ops/compact.js');
+    await compact(sc.a, { output: path.join(sc.dir, 'c.vhd'), threads: 1, progress });
+    const { merge } = await import('../../src/ops/merge.js');
+    await merge(sc.a, sc.p, path.join(sc.dir, 'm.vhd'), { threads: 1, progress });
+    const measured = phases.filter((p) => p.total > 0);
+    expect(measured.map((p) => p.label)).toEqual(['writing', 'proving', 'writing', 'writing']);
+    for (const p of measured) expect(p.done, p.label).toBe(p.total);
+    // Rebase's writing goes over every block either view holds data in; compact's over the child's blocks only.
+    expect(measured[0].total).toBeGreaterThan(measured[2].total);
+  });
+});
+
 describe('vhdtool rebase on the command line', () => {
   it('--json prints the documented shape; the text form names the output, the sectors and the space saved', async () => {
     const sc = await scene();
