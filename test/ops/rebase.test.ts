@@ -5,7 +5,9 @@
  * writes), and store exactly the sectors where the disk's view differs from
  * the new parent's (read from its bitmaps, not from the planner).
  */
-import { chmodSync, copyFileSync, existsSync, linkSync, readFileSync, readdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, linkSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { nodeFileSystem } from '../../src/io/fsys.js';
@@ -337,6 +339,52 @@ describe('refusals: one line, a documented code, nothing changed', () => {
     await refused(sc.dir, 'OUTPUT_IS_INPUT', /output is an input/, () => rebase(sc.a, sc.q, { output: sc.p, force: true, threads: 0 }));
     await rebase(sc.a, sc.q, { output: out, force: true, threads: 0 });
     await expectExact(out, sc.viewA, sc.viewQ);
+  });
+});
+
+/** A process holding `file` open (as a running VM would), until killed. */
+async function holdOpen(file: string): Promise<ChildProcess> {
+  const c = spawn('sh', ['-c', 'exec 3<"$1"; exec sleep 120', 'sh', file], { stdio: 'ignore' });
+  const real = realpathSync(file);
+  for (let i = 0; i < 300; i++) {
+    try {
+      if (readdirSync(`/proc/${c.pid}/fd`).some((fd) => { try { return readlinkSync(`/proc/${c.pid}/fd/${fd}`) === real; } catch { return false; } })) return c;
+    } catch { /* not yet */ }
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  c.kill('SIGKILL');
+  throw new Error('holder did not open the file');
+}
+
+describe('in place, as compact: the lock, a disk open elsewhere, temporaries of killed runs', () => {
+  it.skipIf(!existsSync('/proc/self/fd'))('a disk open in another process is refused (exit 6), and so is one another vhdtool holds', async () => {
+    const sc = await scene();
+    const holder = await holdOpen(sc.a);
+    try {
+      await refused(sc.dir, 'LOCKED', new RegExp(`open in another process \\(pid ${holder.pid}\\)`), () => rebase(sc.a, sc.q, { threads: 0 }));
+    } finally {
+      holder.kill('SIGKILL');
+    }
+    // A live vhdtool's lock (this very process stands for it).
+    const lock = path.join(sc.dir, '.a.vhd.vhdtool.lock');
+    writeFileSync(lock, `${process.pid} ${hostname()}\n`);
+    await refused(sc.dir, 'LOCKED', /locked by another vhdtool/, () => rebase(sc.a, sc.q, { threads: 0 }));
+    rmSync(lock);
+    // With --output DISK is only read: neither matters.
+    await rebase(sc.a, sc.q, { output: path.join(sc.dir, 'out.vhd'), threads: 0 });
+  });
+
+  it('a killed run\'s temporary and lock are removed by the next run, which reports them', async () => {
+    const sc = await scene();
+    const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))']);
+    const pid = Number(dead.stdout.toString());
+    const temp = path.join(sc.dir, `.a.vhd.vhdtool-${pid}-k1ll3d.tmp`);
+    writeFileSync(temp, 'half a disk');
+    writeFileSync(path.join(sc.dir, '.a.vhd.vhdtool.lock'), `${pid} ${hostname()}\n`);
+    const r = await rebase(sc.a, sc.q, { threads: 0 });
+    expect(r.removedTemporaries).toEqual([temp]);
+    expect(readdirSync(sc.dir).sort()).toEqual(['a.vhd', 'p.vhd', 'q.vhd']);
+    await expectExact(sc.a, sc.viewA, sc.viewQ);
   });
 });
 
