@@ -90,85 +90,53 @@ function dataSpans(chains: Chain[], first: number, end: number): Span[] {
   return out;
 }
 
+/** Appends a run [at, count, file, offset] to `out`, extending the last one when it continues it. */
+function pushRun(out: number[], at: number, count: number, f: number, off: number): void {
+  const n = out.length;
+  if (n && out[n - 2] === f && out[n - 4] + out[n - 3] === at && (f < 0 || out[n - 1] + out[n - 3] * SECTOR === off)) {
+    out[n - 3] += count;
+    return;
+  }
+  out.push(at, count, f, off);
+}
+
+interface SpanRuns {
+  a: number[];
+  b: number[];
+  /** Sectors the kernel will read (either side reads a file). */
+  reads: number;
+}
+
 /**
- * Replaces, in both runs lists, the stretches where both read the same file
- * (by `ids`, device and inode) at the same offset with zeros: the same bytes,
- * nothing to read. Both lists cover the same sectors in order.
+ * The runs of one task over sectors [s, s+n): both views resolved once and
+ * walked together. Zeros replace a stretch on both sides where it is masked
+ * (chain a's leaf supplies it), and where both sides read the same file
+ * (device and inode, `ids`) at the same offset: the same bytes.
  */
-function withoutShared(a: number[], b: number[], ids: string[]): { a: number[]; b: number[] } {
-  const oa: number[] = [];
-  const ob: number[] = [];
-  const push = (out: number[], at: number, count: number, f: number, off: number) => {
-    const n = out.length;
-    if (n && out[n - 2] < 0 && f < 0 && out[n - 4] + out[n - 3] === at) out[n - 3] += count;
-    else out.push(at, count, f, off);
-  };
+function spanRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, ids: string[], s: number, n: number, mask: boolean): SpanRuns {
+  const pa = ra.resolveRange(0, s, n);
+  const pb = rb ? rb.resolveRange(0, s, n) : [{ sector: s, count: n, layer: -1, fileOffset: 0 }];
+  const out: SpanRuns = { a: [], b: [], reads: 0 };
   let i = 0;
   let j = 0;
-  let s = Math.min(a[0] ?? 0, b[0] ?? 0);
-  while (i < a.length && j < b.length) {
-    const e = Math.min(a[i] + a[i + 1], b[j] + b[j + 1]);
-    if (e > s) {
-      const fa = a[i + 2];
-      const fb = b[j + 2];
-      const pa = fa < 0 ? 0 : a[i + 3] + (s - a[i]) * SECTOR;
-      const pb = fb < 0 ? 0 : b[j + 3] + (s - b[j]) * SECTOR;
-      const same = fa >= 0 && fb >= 0 && ids[fa] === ids[fb] && pa === pb;
-      push(oa, s, e - s, same ? -1 : fa, same ? 0 : pa);
-      push(ob, s, e - s, same ? -1 : fb, same ? 0 : pb);
-      s = e;
-    }
-    if (a[i] + a[i + 1] <= s) i += 4;
-    if (b[j] + b[j + 1] <= s) j += 4;
+  let at = s;
+  while (i < pa.length && j < pb.length) {
+    const x = pa[i];
+    const y = pb[j];
+    const e = Math.min(x.sector + x.count, y.sector + y.count);
+    const fa = x.layer < 0 ? -1 : x.layer;
+    const fb = y.layer < 0 ? -1 : nA + y.layer;
+    const offA = fa < 0 ? 0 : x.fileOffset + (at - x.sector) * SECTOR;
+    const offB = fb < 0 ? 0 : y.fileOffset + (at - y.sector) * SECTOR;
+    const skip = (mask && x.layer === 0) || (fa >= 0 && fb >= 0 && ids[fa] === ids[fb] && offA === offB);
+    pushRun(out.a, at - s, e - at, skip ? -1 : fa, skip ? 0 : offA);
+    pushRun(out.b, at - s, e - at, skip ? -1 : fb, skip ? 0 : offB);
+    if (!skip && (fa >= 0 || fb >= 0)) out.reads += e - at;
+    at = e;
+    if (x.sector + x.count <= at) i++;
+    if (y.sector + y.count <= at) j++;
   }
-  return { a: oa, b: ob };
-}
-
-/** Sectors of [0, n) where either runs list reads a file (not zeros): what the kernel reads. */
-function dataSectors(a: number[], b: number[], n: number): number {
-  let count = 0;
-  let i = 0;
-  let j = 0;
-  let s = 0;
-  while (s < n && i < a.length && j < b.length) {
-    const e = Math.min(a[i] + a[i + 1], b[j] + b[j + 1], n);
-    if (a[i + 2] >= 0 || b[j + 2] >= 0) count += e - s;
-    s = e;
-    if (a[i] + a[i + 1] <= s) i += 4;
-    if (b[j] + b[j + 1] <= s) j += 4;
-  }
-  return count;
-}
-
-/** Builds the runs of one task over sectors [s, s+n): side a (masked where its leaf holds data) and side b over the same sectors. */
-function taskRuns(ra: ChainResolver, rb: ChainResolver | null, nA: number, s: number, n: number, mask: boolean): { a: number[]; b: number[]; any: boolean } {
-  const a: number[] = [];
-  const b: number[] = [];
-  let any = false;
-  let pending = -1;
-  const flushB = (upTo: number) => {
-    if (pending < 0) return;
-    if (rb) {
-      for (const p of rb.resolveRange(0, pending, upTo - pending)) {
-        b.push(p.sector - s, p.count, p.layer < 0 ? -1 : nA + p.layer, p.fileOffset);
-        if (p.layer >= 0) any = true;
-      }
-    } else b.push(pending - s, upTo - pending, -1, 0);
-    pending = -1;
-  };
-  for (const p of ra.resolveRange(0, s, n)) {
-    if (mask && p.layer === 0) {
-      flushB(p.sector);
-      a.push(p.sector - s, p.count, -1, 0);
-      b.push(p.sector - s, p.count, -1, 0);
-      continue;
-    }
-    a.push(p.sector - s, p.count, p.layer < 0 ? -1 : p.layer, p.fileOffset);
-    if (p.layer >= 0) any = true;
-    if (pending < 0) pending = p.sector;
-  }
-  flushB(s + n);
-  return { a, b, any };
+  return out;
 }
 
 /** Compares chain `a`'s view with chain `b`'s (zeros when null) over the sectors of `opts`. */
@@ -192,14 +160,12 @@ export async function compareViews(runner: TaskRunner, a: Chain, b: Chain | null
     for (const { start: s, sectors: n, weight } of spans) {
       if (difference !== null || failure !== null) break;
       if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
-      const built = taskRuns(ra, rb, nA, s, n, opts.maskLeafOfA ?? false);
-      const runs = built.any ? withoutShared(built.a, built.b, ids) : built;
-      const reads = built.any ? dataSectors(runs.a, runs.b, n) : 0;
-      if (reads === 0) {
+      const runs = spanRuns(ra, rb, nA, ids, s, n, opts.maskLeafOfA ?? false);
+      if (runs.reads === 0) {
         progress.advance(weight * SECTOR);
         continue;
       }
-      checked += reads * SECTOR;
+      checked += runs.reads * SECTOR;
       const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: 0 };
       const p = runner.run<DiffResult>(task).then((r) => {
         if (r.first >= 0) {

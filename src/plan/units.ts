@@ -108,29 +108,43 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
   })();
 }
 
+/** Appends `p` to `out`, extending the last piece when `p` continues it (same layer, next sectors, next bytes). */
+function pushPiece(out: Piece[], p: Piece): void {
+  const last = out[out.length - 1];
+  if (last && last.layer === p.layer && last.sector + last.count === p.sector &&
+      (p.layer < 0 || last.fileOffset + last.count * SECTOR === p.fileOffset)) {
+    last.count += p.count;
+    return;
+  }
+  out.push(p);
+}
+
 /**
- * Splits the source pieces by their reference pieces and drops the parts the
- * reference reads from the same file (`fileId` per layer) at the same offset.
- * Returns the remaining source and reference pieces, and the sectors dropped.
+ * Walks the source pieces against the reference pieces (which cover every
+ * source sector) and drops the stretches the reference reads from the same
+ * file (`fileId` per layer) at the same offset. Returns the remaining source
+ * and reference pieces, aligned, and the sectors dropped.
  */
-function withoutShared(src: Piece[], refs: Piece[][], fileId: string[]): { src: Piece[]; ref: Piece[]; shared: number } {
+function withoutShared(src: Piece[], ref: Piece[], fileId: string[]): { src: Piece[]; ref: Piece[]; shared: number } {
   const out = { src: [] as Piece[], ref: [] as Piece[], shared: 0 };
-  src.forEach((p, i) => {
-    if (p.layer < 0) {
-      out.src.push(p);
-      out.ref.push(...refs[i]);
-      return;
-    }
-    for (const r of refs[i]) {
-      const at = p.fileOffset + (r.sector - p.sector) * SECTOR;
-      if (r.layer >= 0 && fileId[r.layer] === fileId[p.layer] && r.fileOffset === at) {
-        out.shared += r.count;
-        continue;
+  let j = 0;
+  for (const p of src) {
+    const end = p.sector + p.count;
+    for (let at = p.sector; at < end;) {
+      while (ref[j].sector + ref[j].count <= at) j++;
+      const r = ref[j];
+      const e = Math.min(end, r.sector + r.count);
+      const offP = p.layer < 0 ? 0 : p.fileOffset + (at - p.sector) * SECTOR;
+      const offR = r.layer < 0 ? 0 : r.fileOffset + (at - r.sector) * SECTOR;
+      if (p.layer >= 0 && r.layer >= 0 && fileId[p.layer] === fileId[r.layer] && offP === offR) {
+        out.shared += e - at;
+      } else {
+        pushPiece(out.src, { sector: at, count: e - at, layer: p.layer, fileOffset: offP });
+        pushPiece(out.ref, { sector: at, count: e - at, layer: r.layer, fileOffset: offR });
       }
-      out.src.push({ sector: r.sector, count: r.count, layer: p.layer, fileOffset: at });
-      out.ref.push(r);
+      at = e;
     }
-  });
+  }
   return out;
 }
 
@@ -162,13 +176,15 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
       if (srcPieces.length > 0) anySource = true;
       let refPieces: Piece[] = [];
       if (srcPieces.length > 0 && k < layers.length) {
-        const refs = srcPieces.map((p) => resolver.resolveRange(k, p.sector, p.count));
         if (spec.skipShared) {
-          const kept = withoutShared(srcPieces, refs, fileId);
+          // The reference over the whole unit, resolved once, walked against the source pieces.
+          const kept = withoutShared(srcPieces, resolver.resolveRange(k, s, n), fileId);
           counters.sharedSectors = (counters.sharedSectors ?? 0) + kept.shared;
           srcPieces = kept.src;
           refPieces = kept.ref;
-        } else refPieces = refs.flat();
+        } else {
+          for (const p of srcPieces) refPieces.push(...resolver.resolveRange(k, p.sector, p.count));
+        }
       }
       const dataRuns: number[] = [];
       for (const p of srcPieces) if (p.layer >= 0) dataRuns.push(p.sector - s, p.count);
