@@ -1,5 +1,5 @@
 /**
- * Real kill -9 and SIGTERM during an in-place `vhdtool rebase` (64 MiB chain,
+ * Real kill -9 (at 6 moments) and SIGTERM during an in-place `vhdtool rebase` (64 MiB chain,
  * 2 MiB blocks): the child is rebased from its base onto an updated template
  * (a child of the same base that rewrote and zeroed some of it).
  *
@@ -123,7 +123,7 @@ describe.skipIf(!hasBuild())('kill -9 and SIGTERM during an in-place rebase', ()
     refStored = await storedSectors(path.join(ref, 'child.vhd'));
     expect(refStored.length).toBeGreaterThan(0);
     expect(await stateOf(ref)).toBe('rebased');
-    const points: Array<number | 'temp' | 'published'> = ['temp', 'published', ...[0.1, 0.25, 0.4, 0.55, 0.7, 0.85, 0.95].map((f) => Math.round(f * full.ms))];
+    const points: Array<number | 'temp' | 'published'> = ['temp', 'published', ...[0.15, 0.4, 0.65, 0.9].map((f) => Math.round(f * full.ms))];
     const seen: string[] = [];
     let killed = 0;
     for (const at of points) {
@@ -147,14 +147,14 @@ describe.skipIf(!hasBuild())('kill -9 and SIGTERM during an in-place rebase', ()
     }
     // eslint-disable-next-line no-console
     console.log(`rebase kill -9 (run ${Math.round(full.ms)} ms): ${seen.join('; ')}`);
-    expect(killed).toBeGreaterThanOrEqual(5);
+    expect(killed).toBeGreaterThanOrEqual(3);
     expect(seen.some((s) => s.includes('killed -> original'))).toBe(true);
   }, 300_000);
 
   it('SIGTERM stops it within seconds: exit 130, no temporary, the original intact', async () => {
     const full = await runCli(ARGS, { cwd: trialDir(), measure: false });
     let interrupted = 0;
-    for (const at of ['temp', Math.round(full.ms * 0.5), Math.round(full.ms * 0.8)] as const) {
+    for (const at of ['temp', Math.round(full.ms * 0.6)] as const) {
       const dir = trialDir();
       const r = await runAndSignal(dir, 'SIGTERM', at);
       if (!r.signalled || r.code === 0) {
