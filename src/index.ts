@@ -15,6 +15,7 @@ export { check, type CheckDiskOptions } from './ops/check.js';
 export { checkDisk, describeCheck, type CheckOptions, type CheckReport } from './check/check.js';
 export { compact, type CompactOptions, type CompactResult } from './ops/compact.js';
 export { merge, convert, type MergeOptions, type ConvertOptions, type MergeResult } from './ops/merge.js';
+export { rebase, type RebaseOptions, type RebaseResult } from './ops/rebase.js';
 export { compare, type CompareOptions, type CompareResult } from './ops/compare.js';
 export { maintain, type MaintainOptions } from './ops/maintain.js';
 export { create, type CreateOptions, type CreateResult } from './ops/create.js';

@@ -55,6 +55,8 @@ export interface RewriteStats {
   sectorsZeroOverZero: number;
   /** Data bytes written (dry run: that would be written). */
   bytesWritten: number;
+  /** Source sectors left out unread: the reference reads them from the same file and offset (RewriteSpec.skipShared). */
+  sectorsShared: number;
 }
 
 export interface RewriteOptions {
@@ -89,7 +91,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const counters: PlanCounters = { blocksVisited: 0, emptyBlocks: 0 };
   const stats: RewriteStats = {
     blocksVisited: 0, emptyBlocks: 0, blocksStored: 0, sectorsExamined: 0, sectorsKept: 0,
-    sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0,
+    sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0, sectorsShared: 0,
   };
   const freeSlots = Array.from({ length: runner.slots }, (_, i) => runner.slots - 1 - i);
   const queue: Array<{ u: UnitPlan; p: Promise<CompareResult> | null }> = [];
@@ -188,6 +190,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   }
   stats.blocksVisited = counters.blocksVisited;
   stats.emptyBlocks = counters.emptyBlocks;
+  stats.sectorsShared = counters.sharedSectors ?? 0;
   return stats;
 }
 

@@ -6,6 +6,7 @@
 import type { ByteSource } from './source.js';
 import type { FsKind, Volume } from './volume.js';
 import { fatReader } from './fat/volume.js';
+import { extReader } from './ext/index.js';
 import { swapReader } from './swap.js';
 
 /** Bytes of a volume's start handed to `probe` (fewer when the volume is smaller). */
@@ -24,5 +25,6 @@ export type { FsKind };
 
 export const READERS: VolumeReader[] = [
   fatReader,
+  extReader,
   swapReader,
 ];

@@ -64,6 +64,12 @@ export interface VhdMeta {
   issues: Issue[];
   /** Lenient mode, a file cut inside its blocks: reads up to here return zeros past the end of the file. */
   zeroFilledTo?: number;
+  /**
+   * A raw disk image, not a VHD: read as a fixed disk whose data is the whole
+   * file (src/vhd/raw.ts; only `rebase` opens these). Its footer is made up
+   * and its UUID is null.
+   */
+  raw?: boolean;
 }
 
 export type OpenMode =
