@@ -121,6 +121,18 @@ export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signa
   return { files, scan, named: named.build() };
 }
 
+/** Paths of the files whose data or own metadata overlap `ranges` (volume bytes): one metadata scan. */
+export async function ownersOf(vol: Volume, ranges: RangeSet, signal?: AbortSignal): Promise<string[]> {
+  const out: string[] = [];
+  await vol.scan({
+    signal,
+    onFile: (f) => {
+      if (f.path !== '' && (touches(f.data, ranges) || touches(f.meta, ranges))) out.push(f.path);
+    },
+  });
+  return out;
+}
+
 /** A light record as the GuestFile readContent takes (ranges are not needed to read). */
 export function asGuestFile(l: Light): GuestFile {
   return { id: l.id, path: l.path, size: l.size, directory: l.directory, system: l.system, data: RangeSet.EMPTY, meta: RangeSet.EMPTY, ref: l.ref };
