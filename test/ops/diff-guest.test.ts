@@ -1,0 +1,119 @@
+/**
+ * `diff` on file systems made by the real tools (mkfs.ext4 and debugfs,
+ * mkfs.fat and mtools), turned into VHD chains: a template, an updated
+ * template and a user's disk (test/helpers/templateScene.ts), with files
+ * added, deleted, rewritten in place, renamed, and directories created and
+ * removed. The oracle is Sleuth Kit: both trees listed (fls) and every file
+ * hashed (icat), compared path by path; renames by inode number.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { diff, type DiffPartitionResult, type DiffResult } from '../../src/ops/diff.js';
+import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_TSK, chainFromImages } from '../helpers/guest.js';
+import { oracleDiff, oracleRenames, pathLevel, tskTree, type TreeEntry } from '../helpers/diffOracle.js';
+import { extTools, fatTools, makeScene, type Scene } from '../helpers/templateScene.js';
+import { tempDir } from '../helpers/tmp.js';
+
+const KINDS = [
+  { tools: extTools, have: HAVE_MKFS_EXT4 && HAVE_DEBUGFS && HAVE_TSK },
+  { tools: fatTools, have: HAVE_MKFS_FAT && HAVE_MTOOLS && HAVE_TSK },
+];
+
+const MiB = 1024 * 1024;
+/** ext's lost+found is in every tree; nothing else is skipped. */
+const noSkip = () => false;
+
+function only(r: DiffResult): DiffPartitionResult {
+  expect(r.partitions).toHaveLength(1);
+  return r.partitions[0];
+}
+
+for (const { tools, have } of KINDS) {
+  describe.skipIf(!have)(`diff on ${tools.kind} images made by the real tools, against Sleuth Kit`, () => {
+    let s: Scene;
+    let trees: { template: Map<string, TreeEntry>; updated: Map<string, TreeEntry>; user: Map<string, TreeEntry> };
+    let dir: string;
+    beforeAll(async () => {
+      s = makeScene(tools);
+      trees = { template: tskTree(s.template), updated: tskTree(s.updated), user: tskTree(s.user) };
+      dir = tempDir();
+      // One base, two children: the update as a layer over the template (the Hyper-V way), and the user's disk.
+      await chainFromImages(dir, [s.template, s.updated], ['template.vhd', 'updated.vhd']);
+      await chainFromImages(dir, [s.template, s.user], ['template-copy.vhd', 'user.vhd']);
+      // The update as a disk of its own, sharing no layer with anything.
+      mkdirSync(path.join(dir, 'alone'));
+      await chainFromImages(path.join(dir, 'alone'), [s.updated], ['updated-alone.vhd']);
+    });
+
+    const check = (r: DiffResult, a: Map<string, TreeEntry>, b: Map<string, TreeEntry>) => {
+      const p = only(r);
+      expect(p.fileSystem).toBe(tools.kind === 'fat' ? 'fat16' : 'ext4');
+      expect(p.compared).toBe(true);
+      const want = oracleDiff(a, b, noSkip);
+      // The scene is what it claims: each kind of change is there to be found.
+      expect(want.added.length + want.deleted.length + want.modified.length).toBeGreaterThan(3);
+      expect(pathLevel(p, a, b)).toEqual(want);
+      if (tools.kind === 'ext4') expect(p.renamed.map((x) => ({ from: x.from, to: x.to }))).toEqual(oracleRenames(a, b));
+      return p;
+    };
+
+    it('diff CHILD: which files the user changed, against its own parent', async () => {
+      const r = await diff(path.join(dir, 'user.vhd'), undefined, { threads: 0 });
+      expect(r.mode).toBe('parent');
+      expect(r.sharedLayers).toBe(1);
+      // Only where the leaf holds sectors: no more than the user's image differs from the template.
+      expect(r.bytesCompared).toBeLessThanOrEqual(differingBytes(s.template, s.user));
+      const p = check(r, trees.template, trees.user);
+      if (tools.kind === 'ext4') expect(p.renamed).toEqual([{ from: 'etc/config.txt', to: 'etc/settings.txt', directory: false }]);
+      // An in-place rewrite (same clusters, same size) is found although no metadata changed.
+      expect(p.modified.map((f) => f.path)).toContain(tools.name('apps/lib.bin'));
+    });
+
+    it('diff A B between two children of one base, and against a disk that shares no layer', async () => {
+      const r = await diff(path.join(dir, 'updated.vhd'), path.join(dir, 'user.vhd'), { threads: 2 });
+      expect(r.sharedLayers).toBe(0);
+      check(r, trees.updated, trees.user);
+      const alone = await diff(path.join(dir, 'template.vhd'), path.join(dir, 'alone', 'updated-alone.vhd'), { threads: 2 });
+      expect(alone.sharedLayers).toBe(0);
+      check(alone, trees.template, trees.updated);
+    });
+
+    it('reads only the files on differing sectors: the unchanged 2 MiB file is equal without reading it', async () => {
+      const r = await diff(path.join(dir, 'updated.vhd'), undefined, { threads: 1 });
+      const p = check(r, trees.template, trees.updated);
+      expect(p.modified.map((f) => f.path).sort()).toEqual([tools.name('apps/tool.bin'), tools.name('docs/manual.txt')].sort());
+      // The rewritten files are read (on both sides); big/blob.bin is not: reading it would cost 4 MiB.
+      expect(p.filesRead).toBeGreaterThanOrEqual(2);
+      expect(p.bytesRead).toBeGreaterThanOrEqual(2 * (300 * 1024 + 900 * 7));
+      expect(p.bytesRead).toBeLessThan(4 * MiB);
+    });
+
+    it('a disk against itself, and two names of one chain, differ in nothing', async () => {
+      for (const [a, b] of [['user.vhd', 'user.vhd'], ['template.vhd', 'template-copy.vhd']]) {
+        const r = await diff(path.join(dir, a), path.join(dir, b), { threads: 0 });
+        expect(r.differingBytes).toBe(0);
+        expect(r.summary).toEqual({ added: 0, deleted: 0, modified: 0, renamed: 0, createdDirectories: 0, deletedDirectories: 0 });
+        expect(only(r).note).toBe('no sector of it differs');
+      }
+    });
+
+    it('the JSON shape: partitions with index, fileSystem, added, deleted, modified, renamed; full paths, no leading slash', async () => {
+      const r = await diff(path.join(dir, 'user.vhd'), undefined, { threads: 0 });
+      const p = only(r);
+      expect(Object.keys(p)).toEqual(expect.arrayContaining(['index', 'fileSystem', 'added', 'deleted', 'modified', 'renamed', 'createdDirectories', 'deletedDirectories']));
+      expect(p.index).toBe(1);
+      expect(p.added.find((f) => f.path === tools.name('home/doc.bin'))).toEqual({ path: tools.name('home/doc.bin'), size: 150 * 1024 });
+      expect(p.createdDirectories).toEqual([{ path: tools.name('home') }]);
+      for (const f of [...p.added, ...p.deleted, ...p.modified]) expect(f.path.startsWith('/')).toBe(false);
+    });
+  });
+}
+
+function differingBytes(a: string, b: string): number {
+  const x = readFileSync(a);
+  const y = readFileSync(b);
+  let n = 0;
+  for (let o = 0; o < x.length; o += 512) if (x.compare(y, o, o + 512, o, o + 512) !== 0) n += 512;
+  return n;
+}
