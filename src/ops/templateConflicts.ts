@@ -106,11 +106,12 @@ function pathsOf(x: OldChange | { l: Light }): string[] {
   return x.b ? [x.a.path, x.b.path] : [x.a.path];
 }
 
-/** The deepest of `dirs` that contains `p`, or null. */
-function insideOf(dirs: Set<string>, p: string, norm: (p: string) => string): string | null {
+/** The deepest of `dirs` (normalised path -> path) that contains `p`, or null. */
+function insideOf(dirs: Map<string, string>, p: string, norm: (p: string) => string): string | null {
   const q = norm(p);
   for (let i = q.lastIndexOf('/'); i > 0; i = q.lastIndexOf('/', i - 1)) {
-    if (dirs.has(q.slice(0, i))) return q.slice(0, i);
+    const d = dirs.get(q.slice(0, i));
+    if (d !== undefined) return d;
   }
   return null;
 }
@@ -177,9 +178,9 @@ async function agreed(x: OldChange, y: OldChange, partition: number, same: SameC
 /** Files one side changed inside a directory the other deleted. */
 function directoryConflicts(u: PartitionDiff, v: PartitionDiff, uOld: Map<string, OldChange>, vOld: Map<string, OldChange>,
   uNew: Map<string, { l: Light }>, vNew: Map<string, { l: Light }>, norm: (p: string) => string, add: (c: Conflict) => void): void {
-  const uDirs = new Set(u.changes.deletedDirs.map((l) => norm(l.path)));
-  const vDirs = new Set(v.changes.deletedDirs.map((l) => norm(l.path)));
-  const sides: Array<[Set<string>, Map<string, OldChange>, Map<string, { l: Light }>, 'update' | 'user']> = [
+  const uDirs = new Map(u.changes.deletedDirs.map((l) => [norm(l.path), l.path]));
+  const vDirs = new Map(v.changes.deletedDirs.map((l) => [norm(l.path), l.path]));
+  const sides: Array<[Map<string, string>, Map<string, OldChange>, Map<string, { l: Light }>, 'update' | 'user']> = [
     [uDirs, vOld, vNew, 'user'],
     [vDirs, uOld, uNew, 'update'],
   ];
