@@ -30,6 +30,8 @@ export function tskTree(img: string, sectorOffset = 0): Map<string, TreeEntry> {
     const [, nameType, , , ino, p] = m;
     // Sleuth Kit's virtual files ($MBR, $FAT1, $OrphanFiles) are not the volume's.
     if (nameType === 'v' || nameType === 'V') continue;
+    // A FAT volume label is a directory entry, not a file.
+    if (p.endsWith('(Volume Label Entry)')) continue;
     if (nameType === 'd') {
       out.set(p, { inode: Number(ino), generation: 0, directory: true, sha: '', size: 0 });
       continue;
