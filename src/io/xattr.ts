@@ -48,7 +48,7 @@ function run(tool: string, args: string[], input?: Buffer): Promise<string> {
           reject(new XattrError(`${tool} not found (install the attr package: apt install attr, dnf install attr)`, true));
           return;
         }
-        const why = String(stderr).trim().split('\n')[0] || err.message.split('\n')[0];
+        const why = Buffer.from(String(stderr), 'latin1').toString('utf8').trim().split('\n')[0] || err.message.split('\n')[0];
         reject(new XattrError(`${tool} failed: ${why}`));
         return;
       }
