@@ -5,6 +5,7 @@
  */
 import type { ByteSource } from './source.js';
 import type { FsKind, Volume } from './volume.js';
+import { ntfsReader } from './ntfs/index.js';
 
 /** Bytes of a volume's start handed to `probe` (fewer when the volume is smaller). */
 export const PROBE_BYTES = 128 * 1024;
@@ -21,4 +22,5 @@ export interface VolumeReader {
 export type { FsKind };
 
 export const READERS: VolumeReader[] = [
+  ntfsReader,
 ];

@@ -1,0 +1,307 @@
+/**
+ * An NTFS volume read through a ByteSource: open() validates the boot
+ * sector and maps the $MFT; scan() reads the state gates and $Bitmap, makes
+ * one pass over the MFT, then builds paths, calls onFile once per file and
+ * stream, and cross-checks who owns which cluster.
+ */
+import { GuestError } from '../errors.js';
+import { Ownership } from '../ownership.js';
+import { RangeSet, RangeSetBuilder } from '../ranges.js';
+import { readChecked, type ByteSource } from '../source.js';
+import type { GuestFile, ScanOptions, Volume, VolumeScan, VolumeState, VolumeStateName } from '../volume.js';
+import { AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME, ATTR_COMPRESSED, ATTR_ENCRYPTED } from './attributes.js';
+import { parseBoot, type NtfsGeometry } from './boot.js';
+import { utf16 } from './bytes.js';
+import { readStream, streamChunks } from './content.js';
+import { loadFile, streamOf, type AttrInfo } from './file.js';
+import { loadMftMap, type MftMap } from './mft.js';
+import { AnomalyLog, MftPass } from './pass.js';
+import { Paths, ROOT, SYSTEM_RECORDS } from './paths.js';
+import { HIBERFILE_HEADER, hiberfileProblem, logfileProblem, VOLUME_IS_DIRTY } from './state.js';
+import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM } from './tables.js';
+
+const LOGFILE = 2;
+const VOLUME = 3;
+const BITMAP = 6;
+/** Bytes of $LogFile read for its restart pages (two pages of up to 32 KiB). */
+const LOG_HEAD = 64 * 1024;
+/** A stream number's room in GuestFile.ref (record * STREAMS + stream). */
+const STREAMS = 65536;
+
+export class NtfsVolume implements Volume {
+  readonly kind = 'ntfs' as const;
+  readonly size: number;
+  readonly clusterSize: number;
+  readonly clusterArea: { start: number; end: number };
+
+  private constructor(
+    private readonly src: ByteSource,
+    readonly geometry: NtfsGeometry,
+    private readonly map: MftMap,
+    readonly label: string | null,
+  ) {
+    this.size = src.size;
+    this.clusterSize = geometry.clusterSize;
+    this.clusterArea = { start: 0, end: geometry.clusterCount * geometry.clusterSize };
+  }
+
+  static async open(src: ByteSource): Promise<NtfsVolume> {
+    const boot = await readChecked(src, 0, 512, 'boot sector');
+    const g = parseBoot(boot, src.size);
+    const map = await loadMftMap(src, g);
+    const vol = new NtfsVolume(src, g, map, null);
+    const label = await vol.readLabel().catch(() => null);
+    return new NtfsVolume(src, g, map, label);
+  }
+
+  private load(n: number): Promise<{ attrs: AttrInfo[] }> {
+    return loadFile(this.src, (r) => this.map.readRecord(this.src, r), n, this.geometry);
+  }
+
+  private async readLabel(): Promise<string | null> {
+    const { attrs } = await this.load(VOLUME);
+    const v = attrs.find((a) => a.type === AT_VOLUME_NAME)?.value;
+    return v && v.length >= 2 ? utf16(v, 0, v.length >> 1) : null;
+  }
+
+  /** The named attribute's bytes [0, min(size, limit)), resident or not. */
+  private async head(attrs: AttrInfo[], type: number, limit: number, what: string): Promise<{ bytes: Uint8Array; size: number } | null> {
+    const s = streamOf(attrs, type, '');
+    if (!s) return null;
+    if (s.resident) return { bytes: s.resident.subarray(0, limit), size: s.dataSize };
+    return { bytes: await readStream(this.src, s, this.clusterSize, 0, Math.min(limit, s.dataSize), what), size: s.dataSize };
+  }
+
+  /** Dirty flag and $LogFile; hiberfil.sys is added once the pass has found it. */
+  private async stateReasons(): Promise<Array<[VolumeStateName, string]>> {
+    const out: Array<[VolumeStateName, string]> = [];
+    const vol = await this.load(VOLUME);
+    const info = vol.attrs.find((a) => a.type === AT_VOLUME_INFORMATION && a.value && a.value.length >= 12);
+    if (!info?.value) throw new GuestError('$Volume has no $VOLUME_INFORMATION: the volume state cannot be known');
+    const flags = info.value[10] | (info.value[11] << 8);
+    if (flags & VOLUME_IS_DIRTY) out.push(['dirty', '$Volume is marked dirty (chkdsk is due)']);
+    const log = await this.head((await this.load(LOGFILE)).attrs, AT_DATA, LOG_HEAD, '$LogFile');
+    if (!log) throw new GuestError('$LogFile has no $DATA: the volume state cannot be known');
+    const problem = logfileProblem(log.bytes);
+    if (problem) out.push(['unclean-log', problem]);
+    return out;
+  }
+
+  private async hiberfil(record: number): Promise<string | null> {
+    const f = await this.head((await this.load(record)).attrs, AT_DATA, HIBERFILE_HEADER, 'hiberfil.sys');
+    return f ? hiberfileProblem(f.bytes, f.size) : hiberfileProblem(new Uint8Array(0), 0);
+  }
+
+  /** Free clusters from $Bitmap: bit n is cluster n, LSB first; bits past the cluster count are ignored. */
+  private async freeMap(): Promise<RangeSet> {
+    const s = streamOf((await this.load(BITMAP)).attrs, AT_DATA, '');
+    const need = Math.ceil(this.geometry.clusterCount / 8);
+    if (!s) throw new GuestError('$Bitmap has no $DATA');
+    if (s.dataSize < need) throw new GuestError(`$Bitmap holds ${s.dataSize} bytes, fewer than the ${need} its ${this.geometry.clusterCount} clusters need`);
+    const cs = this.clusterSize;
+    const count = this.geometry.clusterCount;
+    const b = new RangeSetBuilder();
+    let cluster = 0;
+    let runStart = -1;
+    const chunks = s.resident ? [s.resident] : streamChunks(this.src, { ...s, dataSize: need }, cs, '$Bitmap');
+    for await (const chunk of chunks) {
+      for (let i = 0; i < chunk.length && cluster < count; i++) {
+        const byte = chunk[i];
+        if (byte === 0xff || (byte === 0 && runStart >= 0)) {
+          // Whole byte of one kind: extend or close the run without looking at bits.
+          if (byte === 0xff && runStart >= 0) { b.add(runStart * cs, cluster * cs); runStart = -1; }
+          cluster = Math.min(count, cluster + 8);
+          continue;
+        }
+        for (let bit = 0; bit < 8 && cluster < count; bit++, cluster++) {
+          const used = (byte >> bit) & 1;
+          if (!used && runStart < 0) runStart = cluster;
+          else if (used && runStart >= 0) { b.add(runStart * cs, cluster * cs); runStart = -1; }
+        }
+      }
+    }
+    if (runStart >= 0) b.add(runStart * cs, count * cs);
+    return b.build();
+  }
+
+  async scan(opts: ScanOptions = {}): Promise<VolumeScan> {
+    const reasons = await this.stateReasons();
+    const free = await this.freeMap();
+    const pass = new MftPass(this.geometry, (n) => this.map.recordRanges(n));
+    await this.map.forEachWindow(this.src, (buf, first, count) => pass.visitWindow(buf, first, count), opts.signal);
+    const result = new Assembly(this, pass, free, opts).run();
+    const hib = result.hiberfil >= 0 ? await this.hiberfil(result.hiberfil) : null;
+    if (hib) reasons.unshift(['hibernated', hib]);
+    return { ...result.scan, state: stateOf(reasons) };
+  }
+
+  /** Volume bytes of MFT record n. */
+  recordRanges(n: number): RangeSet {
+    return this.map.recordRanges(n);
+  }
+
+  async *readContent(f: GuestFile): AsyncIterable<Uint8Array> {
+    const record = Math.floor(f.ref / STREAMS);
+    const k = f.ref % STREAMS;
+    const { attrs } = await this.load(record);
+    let name = '';
+    if (k > 0) {
+      const names = [...new Set(attrs.filter((a) => a.type === AT_DATA && a.name !== '').map((a) => a.name))].sort();
+      if (k > names.length) throw new GuestError(`${f.path}: MFT record ${record} has no stream number ${k}`);
+      name = names[k - 1];
+    }
+    const s = streamOf(attrs, AT_DATA, name);
+    if (!s || f.directory) return;
+    if (s.flags & (ATTR_COMPRESSED | ATTR_ENCRYPTED)) {
+      throw new GuestError(`${f.path}: its content is ${s.flags & ATTR_ENCRYPTED ? 'encrypted' : 'compressed'}, which this reader does not decode`);
+    }
+    if (s.resident) {
+      if (s.resident.length) yield s.resident;
+      return;
+    }
+    yield* streamChunks(this.src, s, this.clusterSize, f.path);
+  }
+}
+
+const SEVERITY: VolumeStateName[] = ['hibernated', 'unclean-log', 'needs-recovery', 'dirty'];
+
+function stateOf(reasons: Array<[VolumeStateName, string]>): VolumeState {
+  const worst = SEVERITY.find((s) => reasons.some(([n]) => n === s)) ?? 'clean';
+  return { state: worst, reasons: reasons.map(([, r]) => r) };
+}
+
+/**
+ * After the pass: validate extension records, build paths, emit the files
+ * in record order, and sort every claimed range into metadata or file data.
+ */
+class Assembly {
+  private readonly metadata = new RangeSetBuilder();
+  private readonly fileData = new RangeSetBuilder();
+  private readonly own = new Ownership();
+  private readonly anomalies: AnomalyLog;
+  private readonly extOf = new Map<number, number[]>();
+  private files = 0;
+  private directories = 0;
+  hiberfil = -1;
+
+  constructor(private readonly vol: NtfsVolume, private readonly pass: MftPass, private readonly free: RangeSet, private readonly opts: ScanOptions) {
+    this.anomalies = pass.anomalies;
+  }
+
+  run(): { scan: Omit<VolumeScan, 'state'>; hiberfil: number } {
+    const t = this.pass.records;
+    this.checkExtensions();
+    const paths = new Paths({
+      count: t.count,
+      inUse: (r) => (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE,
+      isDirectory: (r) => (t.flags[r] & F_DIR) !== 0,
+      sequence: t.sequence, parent: t.parent, parentSeq: t.parentSeq, names: t.names,
+    });
+    this.emitAll(paths);
+    for (const o of paths.orphans) this.anomalies.add('orphan', `MFT record ${o.record} (${t.names[o.record] ?? 'no name'}) is unreachable from the root: ${o.why}`);
+    return { scan: this.finish(), hiberfil: this.hiberfil };
+  }
+
+  /** Extension records count only for a live base of the same sequence; names and sizes they hold go to it. */
+  private checkExtensions(): void {
+    const t = this.pass.records;
+    const live = (r: number) => r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
+    for (const e of this.pass.extensions) {
+      if (!live(e.base) || (e.baseSeq !== 0 && t.sequence[e.base] !== e.baseSeq)) {
+        this.anomalies.add('orphan', `MFT record ${e.record} is an extension of record ${e.base}, which is not in use (or reused)`);
+        continue;
+      }
+      let l = this.extOf.get(e.base);
+      if (!l) this.extOf.set(e.base, (l = []));
+      l.push(e.record);
+    }
+    for (const p of this.pass.pendingNames) {
+      if (live(p.owner) && t.nameRank[p.owner] === 0) this.pass.setName(p.owner, p.name, p.rank, p.parent, p.parentSeq);
+    }
+    for (const [base, size] of this.pass.extSizes) if (live(base)) t.size[base] = size;
+  }
+
+  private emitAll(paths: Paths): void {
+    const t = this.pass.records;
+    const runs = this.pass.runs;
+    const order = runs.order();
+    let j = 0;
+    for (let r = 0; r < t.count; r++) {
+      if (this.opts.signal?.aborted) throw this.opts.signal.reason instanceof Error ? this.opts.signal.reason : new GuestError('scan aborted');
+      const from = j;
+      while (j < order.length && runs.owner[order[j]] < r) j++; // runs of dead owners are skipped
+      const startRuns = j;
+      while (j < order.length && runs.owner[order[j]] === r) j++;
+      void from;
+      if ((t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) !== F_IN_USE) continue;
+      this.emitRecord(r, paths, order, startRuns, j);
+    }
+  }
+
+  private ranges(order: Uint32Array, from: number, to: number, stream: number): RangeSet {
+    const runs = this.pass.runs;
+    const b = new RangeSetBuilder(4);
+    for (let i = from; i < to; i++) {
+      const e = order[i];
+      if (runs.stream[e] === stream) b.add(runs.start[e], runs.end[e]);
+    }
+    return b.build();
+  }
+
+  private emitRecord(r: number, paths: Paths, order: Uint32Array, from: number, to: number): void {
+    const t = this.pass.records;
+    const { path, underExtend } = paths.pathOf(r);
+    const system = r < SYSTEM_RECORDS || underExtend;
+    const directory = (t.flags[r] & F_DIR) !== 0;
+    const seq = t.sequence[r];
+    if (r !== ROOT && t.names[r] === undefined && r >= SYSTEM_RECORDS) this.anomalies.add('bad-record', `MFT record ${r} is in use but has no $FILE_NAME`);
+    if (!directory && !system && t.parent[r] === ROOT && path.toLowerCase() === 'hiberfil.sys') this.hiberfil = r;
+    let meta = this.vol.recordRanges(r);
+    for (const e of this.extOf.get(r) ?? []) meta = meta.union(this.vol.recordRanges(e));
+    const metaRuns = this.ranges(order, from, to, META_STREAM);
+    meta = meta.union(metaRuns);
+    this.metadata.addSet(metaRuns);
+    const main = directory ? metaRuns : this.ranges(order, from, to, 0);
+    this.claim({ id: `mft:${r}:${seq}`, path, size: directory ? 0 : t.size[r], directory, system, data: main, meta, ref: r * STREAMS }, directory ? RangeSet.EMPTY : metaRuns);
+    if (directory) this.directories++;
+    else this.files++;
+    const named = this.pass.streams.get(r);
+    if (!named) return;
+    const sorted = named.names.map((name, k) => ({ name, k })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    sorted.forEach(({ name, k }, i) => {
+      const data = this.ranges(order, from, to, k + 1);
+      this.claim({
+        id: `mft:${r}:${seq}:${name}`, path: `${path}:${name}`, size: named.sizes[k], directory: false, system,
+        data, meta: RangeSet.EMPTY, ref: r * STREAMS + i + 1,
+      }, RangeSet.EMPTY);
+    });
+  }
+
+  /** Reports a file, files its ranges as metadata or data, and registers them with the ownership check. */
+  private claim(f: GuestFile, extra: RangeSet): void {
+    const owner = this.own.owner(f.path || '(root)');
+    this.own.add(owner, f.data);
+    this.own.add(owner, extra);
+    if (f.system || f.directory) this.metadata.addSet(f.data);
+    else this.fileData.addSet(f.data);
+    this.opts.onFile?.(f);
+  }
+
+  private finish(): Omit<VolumeScan, 'state'> {
+    const { owned, anomalies } = this.own.check(this.free);
+    const area = this.vol.clusterArea;
+    const allocated = RangeSet.of(area.start, area.end).subtract(this.free);
+    const unowned = allocated.subtract(owned);
+    if (!unowned.isEmpty) this.anomalies.add('unowned-allocated', `${unowned.bytes} bytes are allocated in $Bitmap but claimed by no file (first at byte ${unowned.first})`, unowned);
+    this.metadata.addSet(unowned);
+    if (area.end < this.vol.size) this.metadata.add(area.end, this.vol.size);
+    return {
+      free: this.free,
+      metadata: this.metadata.build(),
+      fileData: this.fileData.build(),
+      anomalies: [...anomalies, ...this.anomalies.list()],
+      files: this.files,
+      directories: this.directories,
+    };
+  }
+}
