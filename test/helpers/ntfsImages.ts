@@ -32,7 +32,7 @@ export function mkntfs(file: string, bytes: number, cluster = 4096, extra: strin
  */
 export async function withMounted(img: string, fn: (mnt: string) => void | Promise<void>): Promise<void> {
   const mnt = mkdtempSync(path.join(tmpdir(), 'ntfs-mnt-'));
-  const child = spawn('ntfs-3g', ['-f', '-o', 'streams_interface=windows', img, mnt], { stdio: 'ignore' });
+  const child = spawn('ntfs-3g', ['-o', 'no_detach,streams_interface=windows', img, mnt], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
     for (let i = 0; ; i++) {
@@ -167,7 +167,7 @@ export const recordOf = (f: GuestFile): number => Math.floor(f.ref / 65536);
  * exact cluster set (files: the $DATA of that name; directories: every
  * non-resident attribute), and every allocated name Sleuth Kit lists.
  */
-export function diffWithTsk(img: string, scan: VolumeScan, files: GuestFile[], cs: number): string[] {
+export function diffWithTsk(img: string, scan: VolumeScan, files: GuestFile[], cs: number, only?: (f: GuestFile) => boolean): string[] {
   const diffs: string[] = [];
   const free = new Set(tskFree(img));
   const ours = clustersOf(scan.free, cs);
@@ -179,8 +179,8 @@ export function diffWithTsk(img: string, scan: VolumeScan, files: GuestFile[], c
   const attrCache = new Map<number, TskAttr[]>();
   for (const f of files) {
     const r = recordOf(f);
-    if (f.path.startsWith('$OrphanFiles') || f.path.startsWith('$Reserved') || f.path === '') continue;
     seen.add(r);
+    if (f.path.startsWith('$OrphanFiles') || f.path.startsWith('$Reserved') || f.path === '' || (only && !only(f))) continue;
     const names = paths.get(r);
     if (!names?.has(f.path)) diffs.push(`${f.path}: record ${r} is listed by fls as ${names ? [...names].join(', ') : 'nothing'}`);
     if (!attrCache.has(r)) attrCache.set(r, ntfsinfoAttrs(img, r));

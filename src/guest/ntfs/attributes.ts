@@ -28,6 +28,8 @@ export interface Attr {
   nameLength: number;
   nameOffset: number;
   flags: number;
+  /** Number of the attribute within its record (creation order). */
+  instance: number;
   /** Resident: the value's place. */
   valueOffset: number;
   valueLength: number;
@@ -44,7 +46,7 @@ export interface Attr {
 
 function blank(): Attr {
   return {
-    type: 0, offset: 0, length: 0, nonResident: false, nameLength: 0, nameOffset: 0, flags: 0,
+    type: 0, offset: 0, length: 0, nonResident: false, nameLength: 0, nameOffset: 0, flags: 0, instance: 0,
     valueOffset: 0, valueLength: 0, lowestVcn: 0, highestVcn: -1, runsOffset: 0, runsEnd: 0,
     allocatedSize: 0, dataSize: 0, initializedSize: 0, compressionUnit: 0,
   };
@@ -80,6 +82,7 @@ export function walkAttributes(
     a.nameLength = b[p + 9];
     a.nameOffset = p + u16(b, p + 10);
     a.flags = u16(b, p + 12);
+    a.instance = u16(b, p + 14);
     if (a.nameLength && (a.nameOffset < p + 16 || a.nameOffset + 2 * a.nameLength > p + length)) {
       return `attribute 0x${type.toString(16)} has its name outside itself`;
     }

@@ -118,7 +118,11 @@ export class MftPass {
       else if (owner >= t.count) this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
       return;
     }
-    if (rank > this.records.nameRank[n]) this.setName(n, fn.name, rank, fn.parentRecord, fn.parentSeq);
+    const t = this.records;
+    if (rank > t.nameRank[n] || (rank === t.nameRank[n] && a.instance < t.nameInstance[n])) {
+      this.setName(n, fn.name, rank, fn.parentRecord, fn.parentSeq);
+      t.nameInstance[n] = a.instance;
+    }
   }
 
   /** Names found in extension records whose base comes later in the MFT. */

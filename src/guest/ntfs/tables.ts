@@ -27,6 +27,8 @@ export class RecordTable {
   parentSeq = new Uint16Array(0);
   /** Rank of the name kept (0 none, 1 DOS, 2 POSIX, 3 Win32): a better one replaces it. */
   nameRank = new Uint8Array(0);
+  /** Attribute instance of the name kept: of equal ranks, the oldest name (lowest instance) is the primary one. */
+  nameInstance = new Uint16Array(0);
   /** Unnamed $DATA size. */
   size = new Float64Array(0);
   names: Array<string | undefined> = [];
@@ -39,6 +41,7 @@ export class RecordTable {
     this.parent = grow(this.parent, r + 1, 0xffffffff);
     this.parentSeq = grow(this.parentSeq, r + 1);
     this.nameRank = grow(this.nameRank, r + 1);
+    this.nameInstance = grow(this.nameInstance, r + 1);
     this.size = grow(this.size, r + 1);
     this.count = r + 1;
   }

@@ -1,0 +1,163 @@
+/**
+ * The NTFS reader on trees the ntfs-3g driver wrote through FUSE:
+ * directories, deletions, hard links, named streams, sparse files, a file
+ * fragmented into an attribute list and extension records, a fragmented
+ * $MFT, a dirty flag and a hibernation file. Checked against Sleuth Kit and
+ * ntfs-3g's own tools. Skipped without /dev/fuse (or when not root).
+ */
+import { randomBytes } from 'node:crypto';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync, writeSync, linkSync } from 'node:fs';
+import * as path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { run } from '../helpers/guest.js';
+import { tempDir } from '../helpers/tmp.js';
+import { contentOf, diffWithTsk, HAVE_FUSE, HAVE_TSK, mkntfs, recordOf, scanImage, withMounted } from '../helpers/ntfsImages.js';
+
+/** Fills the volume with 2 KiB files, frees every other one, then writes `big` into the holes until the volume is full. */
+function fragment(mnt: string): number {
+  mkdirSync(path.join(mnt, 'fill'));
+  let n = 0;
+  try {
+    for (;; n++) writeFileSync(path.join(mnt, 'fill', String(n)), randomBytes(2048));
+  } catch { /* full */ }
+  for (let i = 0; i < n; i += 2) rmSync(path.join(mnt, 'fill', String(i)));
+  const fd = openSync(path.join(mnt, 'big'), 'w');
+  try {
+    for (;;) writeSync(fd, randomBytes(4096));
+  } catch { /* full */ } finally {
+    closeSync(fd);
+  }
+  // New records after the holes were filled make the $MFT grow in fragments.
+  for (let i = 1; i < n; i += 4) rmSync(path.join(mnt, 'fill', String(i)));
+  try {
+    for (let k = 0; k < 3000; k++) writeFileSync(path.join(mnt, 'fill', `t${k}`), 'x');
+  } catch { /* full */ }
+  return n;
+}
+
+/** Where $Volume's $VOLUME_INFORMATION flags lie in a fresh mkntfs image (walked here by hand, not by the reader). */
+function volumeFlagsOffset(b: Buffer, mirror = false): number {
+  const cs = b.readUInt16LE(0x0b) * b[0x0d];
+  const rec = Number(b.readBigUInt64LE(mirror ? 0x38 : 0x30)) * cs + 3 * 1024;
+  let p = rec + b.readUInt16LE(rec + 20);
+  while (b.readUInt32LE(p) !== 0x70) p += b.readUInt32LE(p + 4);
+  const at = p + b.readUInt16LE(p + 20) + 10;
+  if (at % 512 >= 510) throw new Error('the flags lie under a fixup');
+  return at;
+}
+
+/** What ntfs-3g says when it mounts `img` read-write (it refuses a hibernated volume and falls back to read-only). */
+function ntfs3gMountMessage(img: string): string {
+  const mnt = tempDir('ntfs-hib-');
+  const r = spawnSync('ntfs-3g', [img, mnt], { encoding: 'utf8' });
+  if (r.status === 0) spawnSync('umount', [mnt]);
+  return r.stderr;
+}
+
+describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => {
+  const dir = tempDir('ntfs-trees-');
+
+  it('reads directories, deletions, hard links, named streams and sparse files as Sleuth Kit and ntfsinfo do', async () => {
+    const img = mkntfs(path.join(dir, 'tree.img'), 24 << 20, 1024);
+    const blob = randomBytes(70_000);
+    await withMounted(img, (m) => {
+      mkdirSync(path.join(m, 'docs/deep/er'), { recursive: true });
+      mkdirSync(path.join(m, 'Temp'));
+      writeFileSync(path.join(m, 'docs/deep/er/blob.bin'), blob);
+      writeFileSync(path.join(m, 'docs/deep/er/blob.bin:stream.one'), randomBytes(5000));
+      writeFileSync(path.join(m, 'docs/deep/er/blob.bin:tiny'), 'resident stream');
+      linkSync(path.join(m, 'docs/deep/er/blob.bin'), path.join(m, 'Temp/hardlink.bin'));
+      for (let i = 0; i < 120; i++) writeFileSync(path.join(m, 'Temp', `f${i}.dat`), randomBytes(100 + 37 * i));
+      for (let i = 0; i < 120; i += 3) rmSync(path.join(m, 'Temp', `f${i}.dat`));
+      const fd = openSync(path.join(m, 'sparse.bin'), 'w');
+      writeSync(fd, Buffer.from('head'), 0, 4, 0);
+      writeSync(fd, Buffer.from('tail'), 0, 4, 5_000_000);
+      closeSync(fd);
+      writeFileSync(path.join(m, 'ünïcødé ✓.txt'), 'names are UTF-16');
+    });
+    const { vol, scan, files } = await scanImage(img);
+    expect(scan.anomalies).toEqual([]);
+    expect(diffWithTsk(img, scan, files, 1024)).toEqual([]);
+    const by = new Map(files.map((f) => [f.path, f]));
+    const blobFile = by.get('docs/deep/er/blob.bin')!;
+    expect(blobFile, 'a hard-linked file has one entry, under its first name').toBeDefined();
+    expect(by.has('Temp/hardlink.bin')).toBe(false);
+    expect(await contentOf(vol, blobFile)).toEqual(blob);
+    expect((await contentOf(vol, by.get('docs/deep/er/blob.bin:tiny')!)).toString()).toBe('resident stream');
+    expect(by.get('docs/deep/er/blob.bin:stream.one')!.data.bytes).toBe(5120);
+    const sparse = by.get('sparse.bin')!;
+    const content = await contentOf(vol, sparse);
+    expect(content.length).toBe(5_000_004);
+    expect(content.subarray(0, 4).toString()).toBe('head');
+    expect(content.subarray(5_000_000).toString()).toBe('tail');
+    expect(content.subarray(4, 5_000_000).every((b) => b === 0)).toBe(true);
+    expect(sparse.data.bytes).toBeLessThan(10_000);
+    expect(by.get('ünïcødé ✓.txt')?.size).toBe(16);
+    // icat agrees on content.
+    expect(spawnSync('icat', [img, String(recordOf(blobFile))], { maxBuffer: 64 << 20 }).stdout).toEqual(blob);
+    // Every cluster belongs to exactly one class.
+    expect(scan.free.intersectBytes(scan.fileData) + scan.free.intersectBytes(scan.metadata) + scan.metadata.intersectBytes(scan.fileData)).toBe(0);
+    expect(scan.free.bytes + scan.metadata.bytes + scan.fileData.bytes).toBe(vol.size);
+    expect(scan.files).toBe(files.filter((f) => !f.directory && !f.path.includes(':')).length);
+  });
+
+  it('follows attribute lists into extension records and reads a fragmented $MFT', async () => {
+    const img = mkntfs(path.join(dir, 'frag.img'), 8 << 20, 512);
+    await withMounted(img, (m) => { fragment(m); });
+    const { vol, scan, files } = await scanImage(img);
+    const info = run('ntfsinfo', ['-v', '-i', '0', img]);
+    expect((info.match(/^\t\t\t0x/gm) ?? []).length, 'the $MFT is fragmented').toBeGreaterThan(10);
+    const big = files.find((f) => f.path === 'big')!;
+    expect(run('istat', [img, String(recordOf(big))])).toContain('$ATTRIBUTE_LIST');
+    expect(big.meta.count, 'the extension records are the file\'s metadata').toBeGreaterThan(1);
+    expect(scan.anomalies).toEqual([]);
+    // Sleuth Kit and ntfsinfo on the fragmented file, its directory and the system files (the 2,000 small files are left out for time).
+    expect(diffWithTsk(img, scan, files, 512, (f) => f.system || f.directory || f.path === 'big')).toEqual([]);
+    const t = run('ntfscluster', [img]);
+    // ntfscluster counts every non-resident attribute of a user record as user data (directory indexes, attribute lists);
+    // the scan files those under metadata.
+    const mft = files.find((f) => f.path === '$MFT')!.data;
+    const user = files.filter((f) => !f.system);
+    const indexes = user.reduce((s, f) => s + (f.directory ? f.data.bytes : f.meta.subtract(mft).bytes), 0);
+    expect(scan.fileData.bytes + indexes).toBe(Number(/bytes of user data\s*:\s*(\d+)/.exec(t)?.[1]));
+    expect(indexes).toBeGreaterThan(0);
+    expect(scan.free.bytes).toBe(Number(/bytes of free space\s*:\s*(\d+)/.exec(t)?.[1]));
+    const icat = spawnSync('icat', [img, String(recordOf(big))], { maxBuffer: 64 << 20 }).stdout;
+    expect(await contentOf(vol, big)).toEqual(icat);
+  });
+
+  it('reports a dirty volume as ntfsinfo sees its flag, and a clean one once ntfsfix -d clears it', async () => {
+    const img = mkntfs(path.join(dir, 'dirty.img'), 8 << 20, 4096);
+    const bytes = readFileSync(img);
+    bytes[volumeFlagsOffset(bytes)] |= 1;
+    bytes[volumeFlagsOffset(bytes, true)] |= 1;
+    writeFileSync(img, bytes);
+    expect(run('ntfsinfo', ['-m', '-f', img])).toMatch(/Volume Flags: 0x0001/);
+    const { scan } = await scanImage(img);
+    expect(scan.state.state).toBe('dirty');
+    expect(scan.state.reasons).toEqual(['$Volume is marked dirty (chkdsk is due)']);
+    run('ntfsfix', ['-d', img]);
+    expect(run('ntfsinfo', ['-m', img])).toMatch(/Volume Flags: 0x0000/);
+    expect((await scanImage(img)).scan.state).toEqual({ state: 'clean', reasons: [] });
+  });
+
+  it('reports a hibernated volume (hiberfil.sys starting "hibr" or "HIBR") that ntfs-3g refuses to mount', async () => {
+    for (const sig of ['hibr', 'HIBR']) {
+      const img = mkntfs(path.join(dir, `hib-${sig}.img`), 8 << 20, 4096);
+      await withMounted(img, (m) => {
+        const head = Buffer.alloc(8192);
+        head.write(sig, 0, 'latin1');
+        writeFileSync(path.join(m, 'hiberfil.sys'), head);
+      });
+      const { scan } = await scanImage(img);
+      expect(scan.state.state).toBe('hibernated');
+      expect(scan.state.reasons[0]).toContain(sig);
+      expect(ntfs3gMountMessage(img)).toMatch(/Windows is hibernated/);
+    }
+    const img = mkntfs(path.join(dir, 'hib-zero.img'), 8 << 20, 4096);
+    await withMounted(img, (m) => { writeFileSync(path.join(m, 'hiberfil.sys'), Buffer.alloc(8192)); });
+    expect((await scanImage(img)).scan.state.state).toBe('clean');
+    expect(ntfs3gMountMessage(img)).not.toMatch(/hibernated/);
+  });
+});
