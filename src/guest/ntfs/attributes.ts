@@ -121,7 +121,7 @@ function nonResident(b: Uint8Array, p: number, length: number, a: Attr): string 
   a.valueLength = 0;
   if (a.lowestVcn < 0 || (hv < 0 && hv !== -1) || hv < a.lowestVcn - 1) return `VCN range ${a.lowestVcn}..${hv} is invalid`;
   if (mp < 64 || mp > length) return 'mapping pairs lie outside the attribute';
-  if (a.lowestVcn === 0 && (a.allocatedSize < 0 || a.dataSize < 0 || a.initializedSize < 0 || a.initializedSize > a.dataSize)) {
+  if (a.lowestVcn === 0 && (a.allocatedSize < 0 || a.dataSize < 0 || a.initializedSize < 0 || a.initializedSize > a.dataSize || a.dataSize > a.allocatedSize)) {
     return 'sizes are invalid';
   }
   return null;
