@@ -43,6 +43,15 @@ export class MftMap {
 
   /** Volume bytes of record `n`. */
   recordRanges(n: number): RangeSet {
+    const pos = n * this.recordSize;
+    const cs = this.clusterSize;
+    const i = findRun(this.runs, Math.floor(pos / cs));
+    if (i >= 0) {
+      // The usual case: the whole record inside one run.
+      const r = this.runs[i];
+      const at = r.lcn * cs + (pos - r.vcn * cs);
+      if (pos + this.recordSize <= (r.vcn + r.length) * cs) return RangeSet.of(at, at + this.recordSize);
+    }
     const b = new RangeSetBuilder(2);
     for (const [s, e] of this.pieces(n * this.recordSize, this.recordSize)) b.add(s, e);
     return b.build();
@@ -76,8 +85,12 @@ export class MftMap {
     const per = Math.max(1, Math.floor(WINDOW / this.recordSize));
     const load = async (first: number): Promise<Uint8Array> => {
       const count = Math.min(per, this.records - first);
-      const buf = new Uint8Array(count * this.recordSize);
-      await this.readInto(src, first * this.recordSize, buf.length, buf);
+      const length = count * this.recordSize;
+      const pieces = this.pieces(first * this.recordSize, length);
+      // A window inside one run is read as it is, without a copy.
+      if (pieces.length === 1) return readChecked(src, pieces[0][0], length, '$MFT');
+      const buf = new Uint8Array(length);
+      await this.readInto(src, first * this.recordSize, length, buf);
       return buf;
     };
     let next = this.records > 0 ? load(0) : null;

@@ -10,7 +10,7 @@ import {
 } from './attributes.js';
 import { u16, u32 } from './bytes.js';
 import type { NtfsGeometry } from './boot.js';
-import { applyFixups, headerProblem, MAGIC_BAAD, MAGIC_FILE, readHeader, RECORD_IN_USE, RECORD_IS_DIRECTORY } from './record.js';
+import { applyFixups, headerProblem, MAGIC_BAAD, MAGIC_FILE, readHeader, readHeaderInto, RECORD_IN_USE, RECORD_IS_DIRECTORY } from './record.js';
 import { decodeRuns } from './runlist.js';
 import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM, NO_PARENT_SLOT, RecordTable, RunTable } from './tables.js';
 
@@ -54,6 +54,12 @@ export class MftPass {
   readonly extensions: Extension[] = [];
   readonly anomalies = new AnomalyLog();
   private readonly cs: number;
+  /** Reused per record: the header, and the record being walked (so the attribute visitor is one function). */
+  private readonly header = readHeader(new Uint8Array(64), 0);
+  private buf: Uint8Array = new Uint8Array(0);
+  private owner = 0;
+  private current = 0;
+  private readonly visitAttr = (a: Attr): void => this.attribute(this.buf, a, this.owner, this.current);
 
   constructor(private readonly g: NtfsGeometry, private readonly recordRanges: (n: number) => RangeSet) {
     this.cs = g.clusterSize;
@@ -74,7 +80,8 @@ export class MftPass {
     const fx = applyFixups(b, off, this.g.recordSize);
     if (fx === 'torn') return this.bad(n, 'torn-record', `MFT record ${n} is torn: its update sequence does not match`);
     if (fx === 'bad') return this.bad(n, 'bad-record', `MFT record ${n} has a malformed update sequence array`);
-    const h = readHeader(b, off);
+    const h = this.header;
+    readHeaderInto(b, off, h);
     const problem = headerProblem(h, this.g.recordSize, n);
     if (problem) return this.bad(n, 'bad-record', `MFT record ${n}: ${problem}`);
     t.sequence[n] = h.sequence;
@@ -87,7 +94,10 @@ export class MftPass {
     } else {
       t.flags[n] = F_IN_USE | (h.flags & RECORD_IS_DIRECTORY ? F_DIR : 0);
     }
-    const walk = walkAttributes(b, off, h.attrsOffset, h.bytesInUse, (a) => this.attribute(b, a, owner, n));
+    this.buf = b;
+    this.owner = owner;
+    this.current = n;
+    const walk = walkAttributes(b, off, h.attrsOffset, h.bytesInUse, this.visitAttr);
     if (walk) this.anomalies.add('bad-record', `MFT record ${n}: ${walk}`);
   }
 

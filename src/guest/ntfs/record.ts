@@ -64,19 +64,23 @@ export function recordFlags(b: Uint8Array, off: number): number {
 }
 
 export function readHeader(b: Uint8Array, off: number): RecordHeader {
-  const usaOfs = u16(b, off + 4);
-  return {
-    magic: u32(b, off),
-    sequence: u16(b, off + 16),
-    linkCount: u16(b, off + 18),
-    attrsOffset: u16(b, off + 20),
-    flags: u16(b, off + 22),
-    bytesInUse: u32(b, off + 24),
-    bytesAllocated: u32(b, off + 28),
-    baseRecord: refRecord(b, off + 32),
-    baseSequence: refSeq(b, off + 32),
-    number: usaOfs >= 0x30 ? u32(b, off + 44) : -1,
-  };
+  const h: RecordHeader = { magic: 0, sequence: 0, linkCount: 0, attrsOffset: 0, flags: 0, bytesInUse: 0, bytesAllocated: 0, baseRecord: 0, baseSequence: 0, number: 0 };
+  readHeaderInto(b, off, h);
+  return h;
+}
+
+/** Fills `h` from the record at `off` (the MFT pass reuses one object). */
+export function readHeaderInto(b: Uint8Array, off: number, h: RecordHeader): void {
+  h.magic = u32(b, off);
+  h.sequence = u16(b, off + 16);
+  h.linkCount = u16(b, off + 18);
+  h.attrsOffset = u16(b, off + 20);
+  h.flags = u16(b, off + 22);
+  h.bytesInUse = u32(b, off + 24);
+  h.bytesAllocated = u32(b, off + 28);
+  h.baseRecord = refRecord(b, off + 32);
+  h.baseSequence = refSeq(b, off + 32);
+  h.number = u16(b, off + 4) >= 0x30 ? u32(b, off + 44) : -1;
 }
 
 /**

@@ -36,6 +36,10 @@ export class RecordTable {
   /** Makes room for record r. */
   ensure(r: number): void {
     if (r < this.count) return;
+    if (r < this.flags.length) {
+      this.count = r + 1;
+      return;
+    }
     this.flags = grow(this.flags, r + 1);
     this.sequence = grow(this.sequence, r + 1);
     this.parent = grow(this.parent, r + 1, 0xffffffff);

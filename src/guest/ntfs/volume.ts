@@ -240,12 +240,20 @@ class Assembly {
 
   private ranges(order: Uint32Array, from: number, to: number, stream: number): RangeSet {
     const runs = this.pass.runs;
-    const b = new RangeSetBuilder(4);
+    let only = -1;
+    let b: RangeSetBuilder | null = null;
     for (let i = from; i < to; i++) {
       const e = order[i];
-      if (runs.stream[e] === stream) b.add(runs.start[e], runs.end[e]);
+      if (runs.stream[e] !== stream) continue;
+      if (only < 0 && !b) { only = e; continue; }
+      if (!b) {
+        b = new RangeSetBuilder(8);
+        b.add(runs.start[only], runs.end[only]);
+      }
+      b.add(runs.start[e], runs.end[e]);
     }
-    return b.build();
+    if (b) return b.build();
+    return only < 0 ? RangeSet.EMPTY : RangeSet.of(runs.start[only], runs.end[only]);
   }
 
   private emitRecord(r: number, paths: Paths, order: Uint32Array, from: number, to: number): void {
@@ -257,10 +265,13 @@ class Assembly {
     if (r !== ROOT && t.names[r] === undefined && r >= SYSTEM_RECORDS) this.anomalies.add('bad-record', `MFT record ${r} is in use but has no $FILE_NAME`);
     if (!directory && !system && t.parent[r] === ROOT && path.toLowerCase() === 'hiberfil.sys') this.hiberfil = r;
     let meta = this.vol.recordRanges(r);
-    for (const e of this.extOf.get(r) ?? []) meta = meta.union(this.vol.recordRanges(e));
+    const ext = this.extOf.get(r);
+    if (ext) for (const e of ext) meta = meta.union(this.vol.recordRanges(e));
     const metaRuns = this.ranges(order, from, to, META_STREAM);
-    meta = meta.union(metaRuns);
-    this.metadata.addSet(metaRuns);
+    if (!metaRuns.isEmpty) {
+      meta = meta.union(metaRuns);
+      this.metadata.addSet(metaRuns);
+    }
     const main = directory ? metaRuns : this.ranges(order, from, to, 0);
     this.claim({ id: `mft:${r}:${seq}`, path, size: directory ? 0 : t.size[r], directory, system, data: main, meta, ref: r * STREAMS }, directory ? RangeSet.EMPTY : metaRuns);
     if (directory) this.directories++;
