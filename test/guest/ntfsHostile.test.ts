@@ -9,44 +9,11 @@ import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/guest.js';
 import { tempDir } from '../helpers/tmp.js';
-import { contentOf, HAVE_MKNTFS, mkntfs, scanImage } from '../helpers/ntfsImages.js';
+import { attrOff, contentOf, editRecord, HAVE_MKNTFS, mkntfs, REC, recOff, scanImage } from '../helpers/ntfsImages.js';
 import { GuestError } from '../../src/guest/errors.js';
 import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import { bufferSource } from '../../src/guest/source.js';
 import { hiberfileProblem, logfileProblem } from '../../src/guest/ntfs/state.js';
-
-const REC = 1024;
-
-/** Byte offset of MFT record n in a fresh mkntfs image (its $MFT is one run). */
-function recOff(b: Buffer, n: number): number {
-  const cs = b.readUInt16LE(0x0b) * b[0x0d];
-  return Number(b.readBigUInt64LE(0x30)) * cs + n * REC;
-}
-
-/** Offset of the first attribute of `type` in record n (walked by hand). */
-function attrOff(b: Buffer, n: number, type: number): number {
-  const r = recOff(b, n);
-  let p = r + b.readUInt16LE(r + 20);
-  while (b.readUInt32LE(p) !== type) {
-    if (b.readUInt32LE(p) === 0xffffffff) throw new Error(`record ${n} has no attribute 0x${type.toString(16)}`);
-    p += b.readUInt32LE(p + 4);
-  }
-  return p;
-}
-
-/** Edits record n with its fixups undone, then protects it again. */
-function editRecord(b: Buffer, n: number, edit: (rec: Buffer) => void): void {
-  const r = recOff(b, n);
-  const rec = b.subarray(r, r + REC);
-  const usa = rec.readUInt16LE(4);
-  for (let i = 1; i <= REC / 512; i++) rec.writeUInt16LE(rec.readUInt16LE(usa + 2 * i), i * 512 - 2);
-  edit(rec);
-  const usn = rec.readUInt16LE(usa);
-  for (let i = 1; i <= REC / 512; i++) {
-    rec.writeUInt16LE(rec.readUInt16LE(i * 512 - 2), usa + 2 * i);
-    rec.writeUInt16LE(usn, i * 512 - 2);
-  }
-}
 
 async function rejects(b: Buffer, pattern: RegExp): Promise<void> {
   const p = NtfsVolume.open(bufferSource(new Uint8Array(b))).then((v) => v.scan());

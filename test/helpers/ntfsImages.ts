@@ -207,3 +207,39 @@ export function diffWithTsk(img: string, scan: VolumeScan, files: GuestFile[], c
 function summary(c: number[]): string {
   return c.length > 6 ? `${c.length} [${c.slice(0, 3).join(',')}..${c.slice(-2).join(',')}]` : `[${c.join(',')}]`;
 }
+
+// ---- Editing a fresh mkntfs image by hand (hostile and synthetic cases); the reader is not used. ----
+
+export const REC = 1024;
+
+/** Byte offset of MFT record n in a fresh mkntfs image (its $MFT is one run). */
+export function recOff(b: Buffer, n: number): number {
+  const cs = b.readUInt16LE(0x0b) * b[0x0d];
+  return Number(b.readBigUInt64LE(0x30)) * cs + n * REC;
+}
+
+/** Offset of the first attribute of `type` in record n (walked by hand). */
+export function attrOff(b: Buffer, n: number, type: number): number {
+  const r = recOff(b, n);
+  let p = r + b.readUInt16LE(r + 20);
+  while (b.readUInt32LE(p) !== type) {
+    if (b.readUInt32LE(p) === 0xffffffff) throw new Error(`record ${n} has no attribute 0x${type.toString(16)}`);
+    p += b.readUInt32LE(p + 4);
+  }
+  return p;
+}
+
+/** Edits record n with its fixups undone, then protects it again. */
+export function editRecord(b: Buffer, n: number, edit: (rec: Buffer) => void): void {
+  const r = recOff(b, n);
+  const rec = b.subarray(r, r + REC);
+  const usa = rec.readUInt16LE(4);
+  for (let i = 1; i <= REC / 512; i++) rec.writeUInt16LE(rec.readUInt16LE(usa + 2 * i), i * 512 - 2);
+  edit(rec);
+  const usn = rec.readUInt16LE(usa);
+  for (let i = 1; i <= REC / 512; i++) {
+    rec.writeUInt16LE(rec.readUInt16LE(i * 512 - 2), usa + 2 * i);
+    rec.writeUInt16LE(usn, i * 512 - 2);
+  }
+}
+

@@ -113,7 +113,7 @@ export async function loadFile(src: ByteSource, read: RecordReader, n: number, g
   const buf = await read(n);
   if (!buf) throw new GuestError(`MFT record ${n} lies past the end of the $MFT`);
   const header = checkedRecord(buf, n, g.recordSize);
-  if (header.baseRecord !== 0) throw new GuestError(`MFT record ${n} is an extension of record ${header.baseRecord}, not a file`);
+  if (header.baseRecord !== 0 || header.baseSequence !== 0) throw new GuestError(`MFT record ${n} is an extension of record ${header.baseRecord}, not a file`);
   const attrs = extractAttrs(buf, header, n, g);
   const list = await listValue(src, attrs, g, n);
   if (!list) return { header, attrs };
@@ -127,7 +127,7 @@ export async function loadFile(src: ByteSource, read: RecordReader, n: number, g
     const eb = await read(e.record);
     if (!eb) throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, past the end of the $MFT`);
     const eh = checkedRecord(eb, e.record, g.recordSize);
-    if (eh.baseRecord !== n) throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord}`);
+    if (eh.baseRecord !== n || eh.baseSequence === 0) throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord}`);
     attrs.push(...extractAttrs(eb, eh, e.record, g));
   }
   return { header, attrs };

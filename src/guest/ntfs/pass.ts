@@ -86,7 +86,8 @@ export class MftPass {
     if (problem) return this.bad(n, 'bad-record', `MFT record ${n}: ${problem}`);
     t.sequence[n] = h.sequence;
     let owner = n;
-    if (h.baseRecord !== 0) {
+    if (h.baseRecord !== 0 || h.baseSequence !== 0) {
+      // An extension record (its base may be record 0: the $MFT's own extents).
       t.flags[n] = F_IN_USE | F_EXTENSION;
       if (h.baseRecord >= 0xffffffff) return this.bad(n, 'bad-record', `MFT record ${n} names an impossible base record`);
       this.extensions.push({ record: n, base: h.baseRecord, baseSeq: h.baseSequence });
