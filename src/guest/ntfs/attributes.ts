@@ -44,7 +44,7 @@ export interface Attr {
   compressionUnit: number;
 }
 
-function blank(): Attr {
+export function blankAttr(): Attr {
   return {
     type: 0, offset: 0, length: 0, nonResident: false, nameLength: 0, nameOffset: 0, flags: 0, instance: 0,
     valueOffset: 0, valueLength: 0, lowestVcn: 0, highestVcn: -1, runsOffset: 0, runsEnd: 0,
@@ -60,12 +60,12 @@ export function attrName(b: Uint8Array, a: Attr): string {
  * Calls `visit` for each attribute of the record at `rec` whose attributes
  * start at `rec + attrsOffset` and end before `rec + bytesInUse`. The Attr
  * object is reused between calls. Returns null, or what is wrong (the walk
- * stops at the first bad attribute; those before it were visited).
+ * stops at the first bad attribute; those before it were visited). `a` may
+ * be passed in to be reused across records.
  */
 export function walkAttributes(
-  b: Uint8Array, rec: number, attrsOffset: number, bytesInUse: number, visit: (a: Attr) => void,
+  b: Uint8Array, rec: number, attrsOffset: number, bytesInUse: number, visit: (a: Attr) => void, a: Attr = blankAttr(),
 ): string | null {
-  const a = blank();
   const end = rec + bytesInUse;
   let p = rec + attrsOffset;
   for (;;) {

@@ -6,7 +6,7 @@
 import { RangeSetBuilder, type RangeSet } from '../ranges.js';
 import type { Anomaly } from '../volume.js';
 import {
-  AT_ATTRIBUTE_LIST, AT_DATA, AT_FILE_NAME, AT_INDEX_ALLOCATION, attrName, fileName, NS_DOS, walkAttributes, type Attr,
+  AT_ATTRIBUTE_LIST, AT_DATA, AT_FILE_NAME, AT_INDEX_ALLOCATION, attrName, blankAttr, fileName, NS_DOS, walkAttributes, type Attr,
 } from './attributes.js';
 import { u16, u32 } from './bytes.js';
 import type { NtfsGeometry } from './boot.js';
@@ -56,6 +56,7 @@ export class MftPass {
   private readonly cs: number;
   /** Reused per record: the header, and the record being walked (so the attribute visitor is one function). */
   private readonly header = readHeader(new Uint8Array(64), 0);
+  private readonly attr = blankAttr();
   private buf: Uint8Array = new Uint8Array(0);
   private owner = 0;
   private current = 0;
@@ -98,7 +99,7 @@ export class MftPass {
     this.buf = b;
     this.owner = owner;
     this.current = n;
-    const walk = walkAttributes(b, off, h.attrsOffset, h.bytesInUse, this.visitAttr);
+    const walk = walkAttributes(b, off, h.attrsOffset, h.bytesInUse, this.visitAttr, this.attr);
     if (walk) this.anomalies.add('bad-record', `MFT record ${n}: ${walk}`);
   }
 
