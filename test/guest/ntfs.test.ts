@@ -69,6 +69,18 @@ describe.skipIf(!HAVE_MKNTFS)('NTFS volumes made by mkntfs and ntfscp', () => {
     });
   }
 
+  it('reads a 4Kn volume (4096-byte sectors, 4 KiB MFT records, fixups still every 512 bytes) as ntfscluster and Sleuth Kit do', async () => {
+    const img = mkntfs(path.join(dir, '4kn.img'), 16 << 20, 4096, ['-s', '4096']);
+    run('ntfscp', ['-q', img, path.join(dir, 'payload.bin'), 'payload.bin']);
+    const { vol, scan, files } = await scanImage(img);
+    expect(vol.geometry.bytesPerSector).toBe(4096);
+    expect(vol.geometry.recordSize).toBe(4096);
+    const t = ntfsclusterTotals(img);
+    expect([scan.free.bytes, scan.fileData.bytes, scan.metadata.bytes]).toEqual([t.free, t.data, t.meta + vol.size - t.volume]);
+    expect(await contentOf(vol, files.find((f) => f.path === 'payload.bin')!)).toEqual(payload);
+    if (HAVE_TSK) expect(diffWithTsk(img, scan, files, 4096)).toEqual([]);
+  });
+
   it('gives the backup boot sector and the slack past the last cluster to metadata, never to free', async () => {
     const img = mkntfs(path.join(dir, 'odd.img'), (16 << 20) + 7 * 512, 4096);
     const { vol, scan } = await scanImage(img);

@@ -52,6 +52,10 @@ export class MftPass {
   /** Named $DATA streams per base record: names in order of first sight (stream k is names[k-1]) and sizes. */
   readonly streams = new Map<number, { names: string[]; sizes: number[] }>();
   readonly extensions: Extension[] = [];
+  /** Names found in extension records whose base comes later in the MFT. */
+  readonly pendingNames: Array<{ owner: number; name: string; rank: number; parent: number; parentSeq: number }> = [];
+  /** Unnamed $DATA sizes found in extension records: [base, size]. */
+  readonly extSizes: Array<[number, number]> = [];
   readonly anomalies = new AnomalyLog();
   private readonly cs: number;
   /** Reused per record: the header, and the record being walked (so the attribute visitor is one function). */
@@ -137,9 +141,6 @@ export class MftPass {
     }
   }
 
-  /** Names found in extension records whose base comes later in the MFT. */
-  readonly pendingNames: Array<{ owner: number; name: string; rank: number; parent: number; parentSeq: number }> = [];
-
   setName(r: number, name: string, rank: number, parent: number, parentSeq: number): void {
     const t = this.records;
     t.names[r] = name;
@@ -169,9 +170,6 @@ export class MftPass {
     }
     if (a.nonResident) this.claim(b, a, owner, stream, n);
   }
-
-  /** Unnamed $DATA sizes found in extension records: [base, size]. */
-  readonly extSizes: Array<[number, number]> = [];
 
   private claim(b: Uint8Array, a: Attr, owner: number, stream: number, n: number): void {
     const cs = this.cs;

@@ -33,12 +33,12 @@ export class NtfsVolume implements Volume {
   readonly size: number;
   readonly clusterSize: number;
   readonly clusterArea: { start: number; end: number };
+  private volumeName: string | null = null;
 
   private constructor(
     private readonly src: ByteSource,
     readonly geometry: NtfsGeometry,
     private readonly map: MftMap,
-    readonly label: string | null,
   ) {
     this.size = src.size;
     this.clusterSize = geometry.clusterSize;
@@ -48,10 +48,14 @@ export class NtfsVolume implements Volume {
   static async open(src: ByteSource): Promise<NtfsVolume> {
     const boot = await readChecked(src, 0, 512, 'boot sector');
     const g = parseBoot(boot, src.size);
-    const map = await loadMftMap(src, g);
-    const vol = new NtfsVolume(src, g, map, null);
-    const label = await vol.readLabel().catch(() => null);
-    return new NtfsVolume(src, g, map, label);
+    const vol = new NtfsVolume(src, g, await loadMftMap(src, g));
+    // A label that cannot be read is no reason to refuse the volume ($Volume is checked again by scan).
+    vol.volumeName = await vol.readLabel().catch(() => null);
+    return vol;
+  }
+
+  get label(): string | null {
+    return this.volumeName;
   }
 
   private load(n: number): Promise<{ attrs: AttrInfo[] }> {
@@ -228,11 +232,9 @@ class Assembly {
     let j = 0;
     for (let r = 0; r < t.count; r++) {
       if (this.opts.signal?.aborted) throw this.opts.signal.reason instanceof Error ? this.opts.signal.reason : new GuestError('scan aborted');
-      const from = j;
       while (j < order.length && runs.owner[order[j]] < r) j++; // runs of dead owners are skipped
       const startRuns = j;
       while (j < order.length && runs.owner[order[j]] === r) j++;
-      void from;
       if ((t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) !== F_IN_USE) continue;
       this.emitRecord(r, paths, order, startRuns, j);
     }
