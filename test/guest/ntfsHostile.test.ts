@@ -14,6 +14,7 @@ import { GuestError } from '../../src/guest/errors.js';
 import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import { bufferSource } from '../../src/guest/source.js';
 import { hiberfileProblem, logfileProblem } from '../../src/guest/ntfs/state.js';
+import { lznt1 } from '../../src/guest/ntfs/lznt1.js';
 
 async function rejects(b: Buffer, pattern: RegExp): Promise<void> {
   const p = NtfsVolume.open(bufferSource(new Uint8Array(b))).then((v) => v.scan());
@@ -229,6 +230,34 @@ describe.skipIf(!HAVE_MKNTFS)('hostile NTFS volumes', () => {
         if (!(e instanceof GuestError)) throw e;
       }
     }
+  });
+});
+
+describe('LZNT1 on hostile bytes', () => {
+  it('random compressed units give output or a GuestError, never more than the unit, never another failure', () => {
+    let seed = 99;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
+    for (let round = 0; round < 2000; round++) {
+      const src = new Uint8Array(1 + Math.floor(rnd() * 9000)).map(() => Math.floor(rnd() * 256));
+      if (round % 2) { src[0] = 0xff; src[1] = 0xbf; } // a compressed chunk header
+      const out = new Uint8Array(16384);
+      try {
+        expect(lznt1(src, out)).toBeLessThanOrEqual(out.length);
+      } catch (e) {
+        if (!(e instanceof GuestError)) throw e;
+      }
+    }
+  });
+
+  it('a stored (uncompressed) chunk and a back-reference decode as the format says', () => {
+    const out = new Uint8Array(64);
+    // A stored chunk of 4 bytes: header 0x3003 (signature 3 in bits 12..14, bytes − 1 in bits 0..11, bit 15 clear).
+    expect(lznt1(Uint8Array.of(0x03, 0x30, 0x61, 0x62, 0x63, 0x64), out)).toBe(4);
+    expect(Buffer.from(out.subarray(0, 4)).toString()).toBe('abcd');
+    // Compressed chunk: flags 0b0100, literals 'a','b', then a back-reference of offset 2, length 6 (token (1 << 12) | 3), then 'c'.
+    const out2 = new Uint8Array(64);
+    const n = lznt1(Uint8Array.of(0x05, 0xb0, 0x04, 0x61, 0x62, 0x03, 0x10, 0x63), out2);
+    expect(Buffer.from(out2.subarray(0, n)).toString()).toBe('ababababc');
   });
 });
 

@@ -12,7 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/guest.js';
 import { tempDir } from '../helpers/tmp.js';
-import { contentOf, diffWithTsk, HAVE_FUSE, HAVE_TSK, mkntfs, recordOf, scanImage, withMounted } from '../helpers/ntfsImages.js';
+import { contentOf, diffWithTsk, HAVE_FUSE, HAVE_TSK, mkntfs, recordOf, scanImage, withMounted, withMountedOptions } from '../helpers/ntfsImages.js';
 
 /** Fills the volume with 2 KiB files, frees every other one, then writes `big` into the holes until the volume is full. */
 function fragment(mnt: string): number {
@@ -125,6 +125,32 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => 
     expect(scan.free.bytes).toBe(Number(/bytes of free space\s*:\s*(\d+)/.exec(t)?.[1]));
     const icat = spawnSync('icat', [img, String(recordOf(big))], { maxBuffer: 64 << 20 }).stdout;
     expect(await contentOf(vol, big)).toEqual(icat);
+  });
+
+  it('maps compressed files to the clusters their runlists hold, and decompresses them (LZNT1) as icat does', async () => {
+    const img = mkntfs(path.join(dir, 'compressed.img'), 16 << 20, 4096);
+    const texts = new Map<string, Buffer>([
+      ['z/text.txt', Buffer.from('compressible text, compressible text; '.repeat(12_000))],
+      ['z/mixed.bin', Buffer.concat([Buffer.from('abc'.repeat(30_000)), randomBytes(70_000), Buffer.alloc(200_000), Buffer.from('end')])],
+      ['z/random.bin', randomBytes(150_000)],
+      ['z/small.txt', Buffer.from('x'.repeat(5000))],
+    ]);
+    await withMountedOptions(img, 'compression', (m) => {
+      mkdirSync(path.join(m, 'z'));
+      spawnSync('setfattr', ['-n', 'system.ntfs_attrib_be', '-v', '0x00000800', path.join(m, 'z')]);
+      for (const [p, b] of texts) writeFileSync(path.join(m, p), b);
+    });
+    const { vol, scan, files } = await scanImage(img);
+    expect(scan.anomalies).toEqual([]);
+    expect(diffWithTsk(img, scan, files, 4096)).toEqual([]);
+    const text = files.find((f) => f.path === 'z/text.txt')!;
+    expect(text.data.bytes, 'a compressed file holds fewer clusters than its size').toBeLessThan(text.size / 4);
+    for (const [p, b] of texts) {
+      const f = files.find((x) => x.path === p)!;
+      const got = await contentOf(vol, f);
+      expect(got.equals(b), p).toBe(true);
+      expect(got.equals(spawnSync('icat', [img, String(recordOf(f))], { maxBuffer: 64 << 20 }).stdout), p).toBe(true);
+    }
   });
 
   it('reports a dirty volume as ntfsinfo sees its flag, and a clean one once ntfsfix -d clears it', async () => {

@@ -30,9 +30,15 @@ export function mkntfs(file: string, bytes: number, cluster = 4096, extra: strin
  * Mounts `img` with ntfs-3g (windows-style `file:stream` names), runs `fn`
  * on the mount point, unmounts and waits for ntfs-3g to finish writing.
  */
-export async function withMounted(img: string, fn: (mnt: string) => void | Promise<void>): Promise<void> {
+export function withMounted(img: string, fn: (mnt: string) => void | Promise<void>): Promise<void> {
+  return withMountedOptions(img, '', fn);
+}
+
+/** withMounted with more ntfs-3g options (e.g. "compression"). */
+export async function withMountedOptions(img: string, options: string, fn: (mnt: string) => void | Promise<void>): Promise<void> {
   const mnt = mkdtempSync(path.join(tmpdir(), 'ntfs-mnt-'));
-  const child = spawn('ntfs-3g', ['-o', 'no_detach,streams_interface=windows', img, mnt], { stdio: 'ignore' });
+  const opts = ['no_detach', 'streams_interface=windows', ...(options ? [options] : [])].join(',');
+  const child = spawn('ntfs-3g', ['-o', opts, img, mnt], { stdio: 'ignore' });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
   try {
     for (let i = 0; ; i++) {

@@ -80,16 +80,16 @@ export function extractAttrs(buf: Uint8Array, h: RecordHeader, n: number, g: Geo
 }
 
 /** The stream of the attribute `type`/`name` (all its extents), or null when the file has none. */
-export function streamOf(attrs: AttrInfo[], type: number, name: string): (Stream & { resident: Uint8Array | null; flags: number }) | null {
+export function streamOf(attrs: AttrInfo[], type: number, name: string): (Stream & { resident: Uint8Array | null; flags: number; compressionUnit: number }) | null {
   const ext = attrs.filter((a) => a.type === type && a.name === name);
   if (ext.length === 0) return null;
   const first = ext.find((a) => a.lowestVcn === 0) ?? ext[0];
   if (!first.nonResident) {
     const v = first.value ?? new Uint8Array(0);
-    return { runs: [], dataSize: v.length, initializedSize: v.length, resident: v, flags: first.flags };
+    return { runs: [], dataSize: v.length, initializedSize: v.length, resident: v, flags: first.flags, compressionUnit: 0 };
   }
   const runs = ext.filter((a) => a.nonResident).flatMap((a) => a.runs).sort((x, y) => x.vcn - y.vcn);
-  return { runs, dataSize: first.dataSize, initializedSize: first.initializedSize, resident: null, flags: first.flags };
+  return { runs, dataSize: first.dataSize, initializedSize: first.initializedSize, resident: null, flags: first.flags, compressionUnit: first.compressionUnit };
 }
 
 /** An attribute list's value, resident or not. */

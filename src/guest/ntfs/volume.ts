@@ -12,7 +12,7 @@ import type { GuestFile, ScanOptions, Volume, VolumeScan, VolumeState, VolumeSta
 import { AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME, ATTR_COMPRESSED, ATTR_ENCRYPTED } from './attributes.js';
 import { parseBoot, type NtfsGeometry } from './boot.js';
 import { utf16 } from './bytes.js';
-import { readStream, streamChunks } from './content.js';
+import { compressedChunks, readStream, streamChunks } from './content.js';
 import { loadFile, streamOf, type AttrInfo } from './file.js';
 import { loadMftMap, type MftMap } from './mft.js';
 import { AnomalyLog, MftPass } from './pass.js';
@@ -156,14 +156,13 @@ export class NtfsVolume implements Volume {
     }
     const s = streamOf(attrs, AT_DATA, name);
     if (!s || f.directory) return;
-    if (s.flags & (ATTR_COMPRESSED | ATTR_ENCRYPTED)) {
-      throw new GuestError(`${f.path}: its content is ${s.flags & ATTR_ENCRYPTED ? 'encrypted' : 'compressed'}, which this reader does not decode`);
-    }
+    if (s.flags & ATTR_ENCRYPTED && !s.resident) throw new GuestError(`${f.path}: its content is encrypted (EFS), which this reader does not decrypt`);
     if (s.resident) {
       if (s.resident.length) yield s.resident;
       return;
     }
-    yield* streamChunks(this.src, s, this.clusterSize, f.path);
+    if (s.flags & ATTR_COMPRESSED) yield* compressedChunks(this.src, s, this.clusterSize, s.compressionUnit, f.path);
+    else yield* streamChunks(this.src, s, this.clusterSize, f.path);
   }
 }
 
