@@ -31,7 +31,7 @@ function fragment(mnt: string): number {
   // New records after the holes were filled make the $MFT grow in fragments.
   for (let i = 1; i < n; i += 4) rmSync(path.join(mnt, 'fill', String(i)));
   try {
-    for (let k = 0; k < 3000; k++) writeFileSync(path.join(mnt, 'fill', `t${k}`), 'x');
+    for (let k = 0; k < 1500; k++) writeFileSync(path.join(mnt, 'fill', `t${k}`), 'x');
   } catch { /* full */ }
   return n;
 }
@@ -103,7 +103,7 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => 
   });
 
   it('follows attribute lists into extension records and reads a fragmented $MFT', async () => {
-    const img = mkntfs(path.join(dir, 'frag.img'), 8 << 20, 512);
+    const img = mkntfs(path.join(dir, 'frag.img'), 6 << 20, 512);
     await withMounted(img, (m) => { fragment(m); });
     const { vol, scan, files } = await scanImage(img);
     const info = run('ntfsinfo', ['-v', '-i', '0', img]);

@@ -6,7 +6,7 @@
  * wholly sparse is zeros; a unit with allocated clusters followed by sparse
  * ones holds LZNT1 data in the allocated part. LZNT1 data is a series of
  * chunks, each of at most 4096 bytes when decompressed: a 2-byte header
- * (bit 15: compressed; bits 0..11: stored size − 3; 0 ends the data), then
+ * (bit 15: compressed; bits 12..14: 3; bits 0..11: the chunk's size with its header, less 3; 0 ends the data), then
  * either the 4096 raw bytes or groups of a flag byte and eight items, each a
  * literal byte (flag bit 0) or a 2-byte back-reference (flag bit 1) whose
  * split between offset and length depends on how far into the chunk it is.
