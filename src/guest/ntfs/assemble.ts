@@ -63,7 +63,7 @@ export class Assembly {
       l.push(e.record);
     }
     for (const p of this.pass.pendingNames) {
-      if (live(p.owner) && t.nameRank[p.owner] === 0) this.pass.setName(p.owner, p.name, p.rank, p.parent, p.parentSeq);
+      if (live(p.owner) && p.rank > t.nameRank[p.owner]) this.pass.setName(p.owner, p.name, p.rank, p.parent, p.parentSeq);
     }
     for (const [base, size] of this.pass.extSizes) if (live(base)) t.size[base] = size;
   }

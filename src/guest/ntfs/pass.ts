@@ -6,7 +6,7 @@
 import { RangeSetBuilder, type RangeSet } from '../ranges.js';
 import type { Anomaly } from '../volume.js';
 import {
-  AT_ATTRIBUTE_LIST, AT_DATA, AT_FILE_NAME, AT_INDEX_ALLOCATION, attrName, blankAttr, fileName, NS_DOS, walkAttributes, type Attr,
+  AT_ATTRIBUTE_LIST, AT_DATA, AT_FILE_NAME, AT_INDEX_ALLOCATION, attrName, blankAttr, fileName, walkAttributes, type Attr,
 } from './attributes.js';
 import { u16, u32 } from './bytes.js';
 import type { NtfsGeometry } from './boot.js';
@@ -128,10 +128,10 @@ export class MftPass {
     if (!fn) return this.anomalies.add('bad-record', `MFT record ${n}: a $FILE_NAME that does not fit its attribute`);
     const rank = RANK_OF_NAMESPACE[fn.namespace] ?? 0;
     if (owner !== n) {
-      // A name in an extension record (many hard links): kept only when the base has none yet.
+      // A name in an extension record (many hard links): kept when it ranks above the base's own.
       const t = this.records;
-      if (owner < t.count && t.nameRank[owner] === 0 && fn.namespace !== NS_DOS) this.setName(owner, fn.name, rank, fn.parentRecord, fn.parentSeq);
-      else if (owner >= t.count) this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
+      if (owner >= t.count) this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
+      else if (rank > t.nameRank[owner]) this.setName(owner, fn.name, rank, fn.parentRecord, fn.parentSeq);
       return;
     }
     const t = this.records;
