@@ -96,6 +96,13 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => 
     expect(by.get('ünïcødé ✓.txt')?.size).toBe(16);
     // icat agrees on content.
     expect(spawnSync('icat', [img, String(recordOf(blobFile))], { maxBuffer: 64 << 20 }).stdout).toEqual(blob);
+    // The reverse map (cluster -> file) agrees with ifind and ntfscluster, at each user file's first and last cluster.
+    for (const f of files.filter((x) => !x.system && !x.directory && !x.data.isEmpty).slice(0, 12)) {
+      for (const c of [f.data.first / 1024, f.data.last / 1024 - 1]) {
+        expect(run('ifind', ['-d', String(c), img]).trim().split('-')[0], `${f.path} cluster ${c}`).toBe(String(recordOf(f)));
+        expect(run('ntfscluster', ['-c', String(c), img])).toContain(`Inode ${recordOf(f)} /`);
+      }
+    }
     // Every cluster belongs to exactly one class.
     expect(scan.free.intersectBytes(scan.fileData) + scan.free.intersectBytes(scan.metadata) + scan.metadata.intersectBytes(scan.fileData)).toBe(0);
     expect(scan.free.bytes + scan.metadata.bytes + scan.fileData.bytes).toBe(vol.size);
