@@ -5,7 +5,7 @@
  * attribute) and blkls (unallocated clusters).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { blankImage, HAVE_MKNTFS, HAVE_TSK, run } from './guest.js';
@@ -15,8 +15,25 @@ import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import type { GuestFile, VolumeScan } from '../../src/guest/volume.js';
 import { bufferSource, type ByteSource } from '../../src/guest/source.js';
 
-export const HAVE_FUSE = HAVE_MKNTFS && existsSync('/dev/fuse') && process.getuid?.() === 0
-  && spawnSync('ntfs-3g', ['--version'], { stdio: 'ignore' }).error === undefined;
+/** True when ntfs-3g can really mount through FUSE here (root, /dev/fuse, and a trial mount that works). */
+export const HAVE_FUSE = HAVE_MKNTFS && existsSync('/dev/fuse') && process.getuid?.() === 0 && trialMount();
+
+function trialMount(): boolean {
+  const d = mkdtempSync(path.join(tmpdir(), 'ntfs-fuse-probe-'));
+  const img = path.join(d, 'probe.img');
+  const mnt = path.join(d, 'mnt');
+  try {
+    mkdirSync(mnt);
+    blankImage(img, 4 << 20);
+    if (spawnSync('mkntfs', ['-F', '-Q', '-q', img], { stdio: 'ignore' }).status !== 0) return false;
+    if (spawnSync('ntfs-3g', [img, mnt], { stdio: 'ignore' }).status !== 0) return false;
+    return spawnSync('umount', [mnt], { stdio: 'ignore' }).status === 0;
+  } catch {
+    return false;
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+}
 export { HAVE_MKNTFS, HAVE_TSK };
 
 /** A fresh NTFS volume of `bytes` in `file` (mkntfs -F -Q), clusters of `cluster` bytes. */
