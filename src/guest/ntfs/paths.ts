@@ -11,6 +11,8 @@ import { NO_PARENT_SLOT } from './tables.js';
 export const ROOT = 5;
 export const EXTEND = 11;
 export const ORPHANS = '$OrphanFiles';
+/** Longest path kept (Windows' own limit, in UTF-16 units); a deeper record is placed under $OrphanFiles. */
+export const MAX_PATH = 32767;
 /** Records 0..15 are the file system's own ($MFT ... $Extend and reserved). */
 export const SYSTEM_RECORDS = 16;
 
@@ -94,7 +96,7 @@ export class Paths {
       if (this.dirs.has(c)) { base = this.dirs.get(c) as string; continue; }
       const parent = i + 1 < chain.length ? chain[i + 1] : this.t.parent[c];
       if (base !== ORPHANS && parent < this.t.count && (this.sysDir[parent] || parent === EXTEND)) this.sysDir[c] = 1;
-      base = base === '' ? this.name(c) : `${base}/${this.name(c)}`;
+      base = this.join(c, base);
       this.dirs.set(c, base);
     }
     return this.dirs.get(d) as string;
@@ -115,7 +117,15 @@ export class Paths {
       return { path: `${ORPHANS}/${this.name(r)}`, underExtend: false };
     }
     const p = this.t.parent[r];
-    const dp = this.dirPath(p);
-    return { path: dp === '' ? this.name(r) : `${dp}/${this.name(r)}`, underExtend: p === EXTEND || this.sysDir[p] === 1 };
+    return { path: this.join(r, this.dirPath(p)), underExtend: p === EXTEND || this.sysDir[p] === 1 };
+  }
+
+  /** `dir/name` for record r, or r under $OrphanFiles when that would pass MAX_PATH. */
+  private join(r: number, dir: string): string {
+    const name = this.name(r);
+    if (dir === '') return name;
+    if (dir.length + 1 + name.length <= MAX_PATH) return `${dir}/${name}`;
+    this.orphans.push({ record: r, why: `its path would be longer than ${MAX_PATH} characters` });
+    return `${ORPHANS}/${name}`;
   }
 }
