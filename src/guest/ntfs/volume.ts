@@ -5,7 +5,8 @@
  * stream, and cross-checks who owns which cluster.
  */
 import { GuestError } from '../errors.js';
-import { RangeSetBuilder, type RangeSet } from '../ranges.js';
+import type { RangeSet } from '../ranges.js';
+import { FreeMapBuilder } from './bitmap.js';
 import { readChecked, type ByteSource } from '../source.js';
 import type { GuestFile, ScanOptions, Volume, VolumeScan, VolumeState, VolumeStateName } from '../volume.js';
 import { AT_DATA, AT_VOLUME_INFORMATION, AT_VOLUME_NAME, ATTR_COMPRESSED, ATTR_ENCRYPTED } from './attributes.js';
@@ -98,30 +99,10 @@ export class NtfsVolume implements Volume {
     const need = Math.ceil(this.geometry.clusterCount / 8);
     if (!s) throw new GuestError('$Bitmap has no $DATA');
     if (s.dataSize < need) throw new GuestError(`$Bitmap holds ${s.dataSize} bytes, fewer than the ${need} its ${this.geometry.clusterCount} clusters need`);
-    const cs = this.clusterSize;
-    const count = this.geometry.clusterCount;
-    const b = new RangeSetBuilder();
-    let cluster = 0;
-    let runStart = -1;
-    const chunks = s.resident ? [s.resident] : streamChunks(this.src, { ...s, dataSize: need }, cs, '$Bitmap');
-    for await (const chunk of chunks) {
-      for (let i = 0; i < chunk.length && cluster < count; i++) {
-        const byte = chunk[i];
-        if (byte === 0xff || (byte === 0 && runStart >= 0)) {
-          // Whole byte of one kind: extend or close the run without looking at bits.
-          if (byte === 0xff && runStart >= 0) { b.add(runStart * cs, cluster * cs); runStart = -1; }
-          cluster = Math.min(count, cluster + 8);
-          continue;
-        }
-        for (let bit = 0; bit < 8 && cluster < count; bit++, cluster++) {
-          const used = (byte >> bit) & 1;
-          if (!used && runStart < 0) runStart = cluster;
-          else if (used && runStart >= 0) { b.add(runStart * cs, cluster * cs); runStart = -1; }
-        }
-      }
-    }
-    if (runStart >= 0) b.add(runStart * cs, count * cs);
-    return b.build();
+    const free = new FreeMapBuilder(this.geometry.clusterCount, this.clusterSize);
+    const chunks = s.resident ? [s.resident] : streamChunks(this.src, { ...s, dataSize: need }, this.clusterSize, '$Bitmap');
+    for await (const chunk of chunks) free.feed(chunk);
+    return free.finish();
   }
 
   async scan(opts: ScanOptions = {}): Promise<VolumeScan> {
