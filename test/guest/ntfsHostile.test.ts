@@ -4,6 +4,7 @@
  * unbounded memory. Also the state gates' byte-level rules.
  */
 import { randomBytes } from 'node:crypto';
+import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -51,6 +52,18 @@ describe.skipIf(!HAVE_MKNTFS)('hostile NTFS volumes', () => {
     const f = files.find((x) => x.path === 'payload')!;
     expect(f.data.isEmpty).toBe(true);
     await expect(contentOf(vol, f)).rejects.toBeInstanceOf(GuestError);
+  });
+
+  it('an $MFT record that differs from its $MFTMirr copy is a mirror-mismatch anomaly, as ntfs-3g refuses it', async () => {
+    const b = fresh();
+    const si = attrOff(b, 2, 0x10);
+    b[si + b.readUInt16LE(si + 20) + 8] ^= 1; // $LogFile's modification time, in the $MFT copy only
+    const damaged = path.join(dir, 'mirror.img');
+    writeFileSync(damaged, b);
+    const r = spawnSync('ntfsinfo', ['-m', damaged], { encoding: 'utf8' });
+    expect(r.stderr).toMatch(/\$MFTMirr does not match \$MFT \(record 2\)/);
+    const { scan } = await scanImage(new Uint8Array(b));
+    expect(scan.anomalies).toEqual([{ kind: 'mirror-mismatch', message: '$MFTMirr does not match $MFT for record 2' }]);
   });
 
   it('a user record with a bad fixup is a torn-record anomaly, and is not trusted', async () => {

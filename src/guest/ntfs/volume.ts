@@ -18,7 +18,9 @@ import { loadMftMap, type MftMap } from './mft.js';
 import { MftPass } from './pass.js';
 import { Assembly, STREAMS } from './assemble.js';
 import { HIBERFILE_HEADER, hiberfileProblem, logfileProblem, VOLUME_IS_DIRTY } from './state.js';
+import { applyFixups, readHeader } from './record.js';
 
+const MFTMIRR = 1;
 const LOGFILE = 2;
 const VOLUME = 3;
 const BITMAP = 6;
@@ -105,11 +107,33 @@ export class NtfsVolume implements Volume {
     return free.finish();
   }
 
+  /**
+   * Records 0..3 (or a cluster's worth) against their copies in $MFTMirr,
+   * as ntfs-3g compares them at mount: a difference means sectors of the MFT
+   * and its mirror come from different times (or different parents).
+   */
+  private async mirrorMismatch(): Promise<number[]> {
+    const g = this.geometry;
+    const count = g.clusterSize <= 4 * g.recordSize ? 4 : g.clusterSize / g.recordSize;
+    const s = streamOf((await this.load(MFTMIRR)).attrs, AT_DATA, '');
+    if (!s || s.resident || s.dataSize < count * g.recordSize) throw new GuestError(`$MFTMirr holds fewer than the ${count} records it mirrors`);
+    const mirror = await readStream(this.src, s, this.clusterSize, 0, count * g.recordSize, '$MFTMirr');
+    const differ: number[] = [];
+    for (let n = 0; n < count && n < this.map.records; n++) {
+      const main = await this.map.readRecord(this.src, n) as Uint8Array;
+      const copy = mirror.subarray(n * g.recordSize, (n + 1) * g.recordSize);
+      if (!sameRecord(main, copy, g.recordSize)) differ.push(n);
+    }
+    return differ;
+  }
+
   async scan(opts: ScanOptions = {}): Promise<VolumeScan> {
     const reasons = await this.stateReasons();
+    const mirror = await this.mirrorMismatch();
     const free = await this.freeMap();
     const pass = new MftPass(this.geometry, (n) => this.map.recordRanges(n));
     await this.map.forEachWindow(this.src, (buf, first, count) => pass.visitWindow(buf, first, count), opts.signal);
+    if (mirror.length) pass.anomalies.add('mirror-mismatch', `$MFTMirr does not match $MFT for record${mirror.length > 1 ? 's' : ''} ${mirror.join(', ')}`);
     const result = new Assembly(this, pass, free, opts).run();
     const hib = result.hiberfil >= 0 ? await this.hiberfil(result.hiberfil) : null;
     if (hib) reasons.unshift(['hibernated', hib]);
@@ -141,6 +165,17 @@ export class NtfsVolume implements Volume {
     if (s.flags & ATTR_COMPRESSED) yield* compressedChunks(this.src, s, this.clusterSize, s.compressionUnit, f.path);
     else yield* streamChunks(this.src, s, this.clusterSize, f.path);
   }
+}
+
+/** Two copies of a record agree: both fix up, and their bytes in use are equal (ntfs-3g's $MFTMirr check). */
+function sameRecord(a: Uint8Array, b: Uint8Array, size: number): boolean {
+  const x = a.slice(0, size);
+  const y = b.slice(0, size);
+  if (applyFixups(x, 0, size) !== 'ok' || applyFixups(y, 0, size) !== 'ok') return false;
+  const used = readHeader(x, 0).bytesInUse;
+  if (used > size || used !== readHeader(y, 0).bytesInUse) return false;
+  for (let i = 0; i < used; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 const SEVERITY: VolumeStateName[] = ['hibernated', 'unclean-log', 'needs-recovery', 'dirty'];
