@@ -138,6 +138,15 @@ describe.skipIf(!HAVE_MKNTFS)('an $MFT described through its own attribute list'
     if (HAVE_TSK) expect(diffWithTsk(split, after.scan, after.files, 4096)).toEqual([]);
   });
 
+  it('an extension record whose base sequence is stale is not trusted with the $MFT\'s extents', async () => {
+    const b = Buffer.from(base);
+    splitMft(b);
+    editRecord(b, EXT, (rec) => rec.writeUInt16LE(7, 32 + 6));
+    const p = NtfsVolume.open(bufferSource(new Uint8Array(b)));
+    await expect(p).rejects.toBeInstanceOf(GuestError);
+    await expect(p).rejects.toThrow(/names record 16, which belongs to record 0 \(sequence 7\)/);
+  });
+
   it('an extension record the known extents cannot reach is an error', async () => {
     const b = Buffer.from(base);
     splitMft(b, 24); // record 24 lies in the second extent, which only it describes

@@ -132,6 +132,14 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => 
     expect(scan.free.bytes).toBe(Number(/bytes of free space\s*:\s*(\d+)/.exec(t)?.[1]));
     const icat = spawnSync('icat', [img, String(recordOf(big))], { maxBuffer: 64 << 20 }).stdout;
     expect(await contentOf(vol, big)).toEqual(icat);
+    // The same volume with one of big's extension records naming a stale sequence of its base.
+    const ext = files.filter((f) => f.path === 'big')[0].meta.subtract(vol.recordRanges(recordOf(big)));
+    const bytes = readFileSync(img);
+    const at = ext.toArray().map(([s]) => s).find((s) => bytes.toString('latin1', s, s + 4) === 'FILE')!;
+    bytes.writeUInt16LE(bytes.readUInt16LE(at + 38) + 1, at + 38);
+    const stale = await scanImage(new Uint8Array(bytes));
+    expect(stale.scan.anomalies.find((a) => a.kind === 'bad-sequence')?.message).toMatch(new RegExp(`extension of record ${recordOf(big)} with sequence`));
+    await expect(contentOf(stale.vol, stale.files.find((f) => f.path === 'big')!)).rejects.toThrow(/belongs to record/);
   });
 
   it('maps compressed files to the clusters their runlists hold, and decompresses them (LZNT1) as icat does', async () => {

@@ -54,8 +54,12 @@ export class Assembly {
     const t = this.pass.records;
     const live = (r: number) => r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
     for (const e of this.pass.extensions) {
-      if (!live(e.base) || (e.baseSeq !== 0 && t.sequence[e.base] !== e.baseSeq)) {
-        this.anomalies.add('orphan', `MFT record ${e.record} is an extension of record ${e.base}, which is not in use (or reused)`);
+      if (!live(e.base)) {
+        this.anomalies.add('orphan', `MFT record ${e.record} is an extension of record ${e.base}, which is not in use`);
+        continue;
+      }
+      if (e.baseSeq !== 0 && t.sequence[e.base] !== e.baseSeq) {
+        this.anomalies.add('bad-sequence', `MFT record ${e.record} is an extension of record ${e.base} with sequence ${e.baseSeq}, which now has sequence ${t.sequence[e.base]}`);
         continue;
       }
       let l = this.extOf.get(e.base);

@@ -127,7 +127,9 @@ export async function loadFile(src: ByteSource, read: RecordReader, n: number, g
     const eb = await read(e.record);
     if (!eb) throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, past the end of the $MFT`);
     const eh = checkedRecord(eb, e.record, g.recordSize);
-    if (eh.baseRecord !== n || eh.baseSequence === 0) throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord}`);
+    if (eh.baseRecord !== n || eh.baseSequence !== header.sequence) {
+      throw new GuestError(`MFT record ${n}: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord} (sequence ${eh.baseSequence})`);
+    }
     attrs.push(...extractAttrs(eb, eh, e.record, g));
   }
   return { header, attrs };

@@ -153,7 +153,7 @@ export async function loadMftMap(src: ByteSource, g: NtfsGeometry): Promise<MftM
       for (const e of reachable) {
         const eb = await map.readRecord(src, e.record) as Uint8Array;
         const eh = checkedRecord(eb, e.record, g.recordSize);
-        if (eh.baseRecord !== 0 || eh.baseSequence === 0) throw new GuestError(`$MFT: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord}`);
+        if (eh.baseRecord !== 0 || eh.baseSequence !== h.sequence) throw new GuestError(`$MFT: its attribute list names record ${e.record}, which belongs to record ${eh.baseRecord} (sequence ${eh.baseSequence})`);
         const ext = extractAttrs(eb, eh, e.record, g).find((a) => a.type === AT_DATA && a.name === '' && a.lowestVcn === e.lowestVcn);
         if (!ext || !ext.nonResident) throw new GuestError(`$MFT: extension record ${e.record} lacks the extent at VCN ${e.lowestVcn}`);
         extents.set(e.lowestVcn, ext.runs);
