@@ -3,7 +3,7 @@
  * tools (ntfscluster, ntfsinfo) and Sleuth Kit (fls, istat, blkls, fsstat).
  */
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/guest.js';
@@ -19,6 +19,17 @@ function ntfsclusterTotals(img: string): { free: number; data: number; meta: num
   return { free: get('bytes of free space'), data: get('bytes of user data'), meta: get('bytes of metadata'), volume: get('bytes per volume') };
 }
 
+/** Where $Volume's $VOLUME_INFORMATION flags lie in a fresh mkntfs image (walked here by hand, not by the reader). */
+function volumeFlagsOffset(b: Buffer, mirror = false): number {
+  const cs = b.readUInt16LE(0x0b) * b[0x0d];
+  const rec = Number(b.readBigUInt64LE(mirror ? 0x38 : 0x30)) * cs + 3 * 1024;
+  let p = rec + b.readUInt16LE(rec + 20);
+  while (b.readUInt32LE(p) !== 0x70) p += b.readUInt32LE(p + 4);
+  const at = p + b.readUInt16LE(p + 20) + 10;
+  if (at % 512 >= 510) throw new Error('the flags lie under a fixup');
+  return at;
+}
+
 describe.skipIf(!HAVE_MKNTFS)('NTFS volumes made by mkntfs and ntfscp', () => {
   const dir = tempDir('ntfs-');
   const payload = randomBytes(300_001);
@@ -29,7 +40,6 @@ describe.skipIf(!HAVE_MKNTFS)('NTFS volumes made by mkntfs and ntfscp', () => {
   it('is registered and probed by its boot sector', async () => {
     expect(READERS).toContain(ntfsReader);
     const img = mkntfs(path.join(dir, 'probe.img'), 8 << 20);
-    const { readFileSync } = await import('node:fs');
     const head = new Uint8Array(readFileSync(img).subarray(0, 128 * 1024));
     expect(ntfsReader.probe(head, 8 << 20)).toBe(true);
     head[3] = 0x41;
@@ -79,6 +89,21 @@ describe.skipIf(!HAVE_MKNTFS)('NTFS volumes made by mkntfs and ntfscp', () => {
     expect([scan.free.bytes, scan.fileData.bytes, scan.metadata.bytes]).toEqual([t.free, t.data, t.meta + vol.size - t.volume]);
     expect(await contentOf(vol, files.find((f) => f.path === 'payload.bin')!)).toEqual(payload);
     if (HAVE_TSK) expect(diffWithTsk(img, scan, files, 4096)).toEqual([]);
+  });
+
+  it('reports a dirty volume as ntfsinfo sees its flag, and a clean one once ntfsfix -d clears it', async () => {
+    const img = mkntfs(path.join(dir, 'dirty.img'), 8 << 20, 4096);
+    const bytes = readFileSync(img);
+    bytes[volumeFlagsOffset(bytes)] |= 1;
+    bytes[volumeFlagsOffset(bytes, true)] |= 1;
+    writeFileSync(img, bytes);
+    expect(run('ntfsinfo', ['-m', '-f', img])).toMatch(/Volume Flags: 0x0001/);
+    const { scan } = await scanImage(img);
+    expect(scan.state.state).toBe('dirty');
+    expect(scan.state.reasons).toEqual(['$Volume is marked dirty (chkdsk is due)']);
+    run('ntfsfix', ['-d', img]);
+    expect(run('ntfsinfo', ['-m', img])).toMatch(/Volume Flags: 0x0000/);
+    expect((await scanImage(img)).scan.state).toEqual({ state: 'clean', reasons: [] });
   });
 
   it('gives the backup boot sector and the slack past the last cluster to metadata, never to free', async () => {
