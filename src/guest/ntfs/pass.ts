@@ -124,21 +124,23 @@ export class MftPass {
   }
 
   private name(b: Uint8Array, a: Attr, owner: number, n: number): void {
+    // Rank first, from the namespace byte; the name is decoded only when it wins.
+    const ns = a.nonResident || a.valueLength < 0x42 ? -1 : b[a.valueOffset + 0x41];
+    const rank = RANK_OF_NAMESPACE[ns] ?? 0;
+    const t = this.records;
+    const wins = owner !== n
+      ? owner >= t.count || rank > t.nameRank[owner] // a name in an extension record (many hard links)
+      : rank > t.nameRank[n] || (rank === t.nameRank[n] && a.instance < t.nameInstance[n]);
+    const fits = ns >= 0 && b[a.valueOffset + 0x40] > 0 && 0x42 + 2 * b[a.valueOffset + 0x40] <= a.valueLength;
+    if (!wins && fits) return;
     const fn = fileName(b, a);
     if (!fn) return this.anomalies.add('bad-record', `MFT record ${n}: a $FILE_NAME that does not fit its attribute`);
-    const rank = RANK_OF_NAMESPACE[fn.namespace] ?? 0;
-    if (owner !== n) {
-      // A name in an extension record (many hard links): kept when it ranks above the base's own.
-      const t = this.records;
-      if (owner >= t.count) this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
-      else if (rank > t.nameRank[owner]) this.setName(owner, fn.name, rank, fn.parentRecord, fn.parentSeq);
+    if (owner >= t.count) {
+      this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
       return;
     }
-    const t = this.records;
-    if (rank > t.nameRank[n] || (rank === t.nameRank[n] && a.instance < t.nameInstance[n])) {
-      this.setName(n, fn.name, rank, fn.parentRecord, fn.parentSeq);
-      t.nameInstance[n] = a.instance;
-    }
+    this.setName(owner, fn.name, rank, fn.parentRecord, fn.parentSeq);
+    if (owner === n) t.nameInstance[n] = a.instance;
   }
 
   setName(r: number, name: string, rank: number, parent: number, parentSeq: number): void {
@@ -172,12 +174,18 @@ export class MftPass {
   }
 
   private claim(b: Uint8Array, a: Attr, owner: number, stream: number, n: number): void {
-    const cs = this.cs;
-    const runs = this.runs;
-    const problem = decodeRuns(b, a.runsOffset, a.runsEnd, a.lowestVcn, a.highestVcn, this.g.clusterCount, (_vcn, lcn, len) => {
-      if (lcn >= 0) runs.add(owner, stream, lcn * cs, (lcn + len) * cs);
-    });
+    this.sinkOwner = owner;
+    this.sinkStream = stream;
+    const problem = decodeRuns(b, a.runsOffset, a.runsEnd, a.lowestVcn, a.highestVcn, this.g.clusterCount, this.sink);
     if (problem) this.anomalies.add('bad-runlist', `MFT record ${n}, attribute 0x${a.type.toString(16)}: ${problem}`);
   }
+
+  /** Where decoded runs go (one function for the whole pass; owner and stream set per attribute). */
+  private sinkOwner = 0;
+  private sinkStream = 0;
+  private readonly sink = (_vcn: number, lcn: number, len: number): void => {
+    if (lcn >= 0) this.runs.add(this.sinkOwner, this.sinkStream, lcn * this.cs, (lcn + len) * this.cs);
+  };
+
 }
 
