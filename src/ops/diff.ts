@@ -28,7 +28,7 @@ import type { RangeSet } from '../guest/ranges.js';
 import { nodeFileSystem, type FileSystem } from '../io/fsys.js';
 import { assertUnchanged, resolveBase, type OpBase } from './common.js';
 import { differingRanges } from './diffRanges.js';
-import { diffViews, type PartitionDiff, type PartitionLayout, type ViewsOptions } from './diffViews.js';
+import { diffViews, type PartitionDiff, type PartitionLayout, type ViewSide, type ViewsOptions } from './diffViews.js';
 import type { Light } from './diffIndex.js';
 
 export interface DiffOptions extends OpBase {
@@ -179,7 +179,7 @@ export async function diff(a: string, b?: string, opts: DiffOptions = {}): Promi
     refuseDataPastEnd(found.ranges, sizeOld, sizeNew, pair);
     const oldLayout = await layoutOf(pair.oldChain, pair.oldPath);
     const newLayout = await layoutOf(pair.newChain, pair.newPath);
-    const views: ViewsOptions = { signal: ctx.signal, progress: ctx.progress };
+    const views: ViewsOptions = { signal: ctx.signal, progress: ctx.progress, ancestor: await commonAncestor(pair, found.sharedLayers) };
     const parts = await diffViews({ path: pair.oldPath, layout: oldLayout }, { path: pair.newPath, layout: newLayout }, found.ranges, views);
     await assertUnchanged(ctx.fs, [...pair.oldChain.layersLeafFirst, ...pair.newChain.layersLeafFirst], 'the comparison is void');
     const partitions = parts.map(partitionResult);
@@ -192,6 +192,28 @@ export async function diff(a: string, b?: string, opts: DiffOptions = {}): Promi
   } finally {
     await pair.close();
     await ctx.close();
+  }
+}
+
+/**
+ * Two disks that both hold layers of their own above shared ones (two
+ * children of one template) diverged from the shared layers' view: their
+ * common ancestor, against which file identities are checked (an NTFS record
+ * number and sequence, reused alike on both sides, is not one file). Null
+ * when one side is itself the shared part (it is the ancestor) or nothing is
+ * shared (identities are taken as the file systems give them).
+ */
+async function commonAncestor(pair: OpenedPair, shared: number): Promise<ViewSide | undefined> {
+  const a = pair.oldChain.layersLeafFirst;
+  const b = pair.newChain.layersLeafFirst;
+  if (pair.mode !== 'disks' || shared === 0 || shared === a.length || shared === b.length) return undefined;
+  const tail: Chain = { layersLeafFirst: a.slice(a.length - shared), close: async () => {} };
+  const p = tail.layersLeafFirst[0].path;
+  try {
+    return { path: p, layout: await layoutOf(tail, p) };
+  } catch (e) {
+    if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
+    return undefined;
   }
 }
 

@@ -121,6 +121,13 @@ export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signa
   return { files, scan, named: named.build() };
 }
 
+/** The ids of a volume's files (one metadata scan). */
+export async function idsOf(vol: Volume, signal?: AbortSignal): Promise<Set<string>> {
+  const out = new Set<string>();
+  await vol.scan({ signal, onFile: (f) => { out.add(f.id); } });
+  return out;
+}
+
 /** Paths of the files whose data or own metadata overlap `ranges` (volume bytes): one metadata scan. */
 export async function ownersOf(vol: Volume, ranges: RangeSet, signal?: AbortSignal): Promise<string[]> {
   const out: string[] = [];

@@ -24,7 +24,7 @@ import type { GuestLayout, PartitionView } from '../guest/layout.js';
 import { RangeSet } from '../guest/ranges.js';
 import type { FsKind, UnknownVolume, Volume } from '../guest/volume.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
-import { indexVolume } from './diffIndex.js';
+import { idsOf, indexVolume } from './diffIndex.js';
 import { compareVolume, emptyChanges, oneSided, type VolumeChanges } from './diffVolume.js';
 
 /** One side: a disk's path (for messages) and its guest layout. */
@@ -62,6 +62,12 @@ export interface ViewsOptions {
   progress?: ProgressSink;
   /** Disk bytes whose owning files are listed in each partition's `changes.torn`. */
   torn?: RangeSet;
+  /**
+   * The two sides' common ancestor (the layers both chains share), when
+   * neither side is that ancestor itself: a file is matched across the sides
+   * by its id only if the ancestor holds that id.
+   */
+  ancestor?: ViewSide;
 }
 
 interface Pair {
@@ -168,16 +174,39 @@ async function diffPair(p: Pair, A: ViewSide, B: ViewSide, differing: RangeSet, 
   const idx = await index(d.volA, A, [localA, local(torn, p.a)]);
   const volA = d.volA;
   const volB = d.volB;
+  const known = opts.ancestor ? await ancestorIds(p, opts.ancestor, opts) : null;
   progress.start(`reading partition ${p.index} (${volB.kind}) of ${B.path}`, 0);
   d.changes = await compareVolume(idx, volA, volB, [localB, local(torn, p.b)], {
     bitA: 1, bitB: 1, seen: 1, changedA: localA, changedB: localB, readAll: layout === 'moved',
     tornBitA: torn.isEmpty ? 0 : 2, tornBitB: torn.isEmpty ? 0 : 2,
+    sameFile: known ? (id) => known.has(id) : undefined,
   }, {
     signal: opts.signal, progress, label: `partition ${p.index}`, afterScan: () => progress.done(),
     blame: (e, side) => blame(e, p.index, volB.kind, side === 'a' ? A : B),
   });
   if (layout === 'moved') d.note = `moved from byte ${p.a!.partition.start} to ${p.b!.partition.start}: every file of equal size was read`;
   return d;
+}
+
+/**
+ * The ids the ancestor's volume holds at this partition, or null when it
+ * cannot say (no such partition there, another place or file system, or
+ * unreadable): then ids are taken as the file systems give them.
+ */
+async function ancestorIds(p: Pair, anc: ViewSide, opts: ViewsOptions): Promise<Set<string> | null> {
+  const v = anc.layout.partitions.find((x) => x.partition.index === p.index);
+  const vol = v?.volume;
+  if (!v || v.error || !vol || !isVolume(vol) || v.partition.start !== p.b!.partition.start || vol.kind !== p.b!.volume?.kind) return null;
+  const progress = opts.progress ?? noopProgress;
+  progress.start(`reading partition ${p.index} (${vol.kind}) of the common parent ${anc.path}`, 0);
+  try {
+    return await idsOf(vol, opts.signal);
+  } catch (e) {
+    if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
+    return null;
+  } finally {
+    progress.done();
+  }
 }
 
 async function withBlame<T>(index: number, kind: string, side: ViewSide, f: () => Promise<T>): Promise<T> {

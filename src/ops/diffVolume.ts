@@ -27,6 +27,13 @@ export interface Comparison {
   changedB: RangeSet;
   /** Read every file of equal size (the two volumes do not sit at the same disk offset). */
   readAll: boolean;
+  /**
+   * When set, an id on both sides is one file only if this says so (the id
+   * existed in the two disks' common ancestor); otherwise the two are
+   * different files that happen to carry one number (an NTFS record reused
+   * the same way on two disks that diverged).
+   */
+  sameFile?: (id: string) => boolean;
   /** Watch bits (A, B) of bytes whose owners are listed in `torn` (0: none). */
   tornBitA?: number;
   tornBitB?: number;
@@ -161,7 +168,8 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
       // A second report of one id (a reader naming a file twice) is the first one's.
       if (seenB.has(l.id)) return;
       seenB.add(l.id);
-      col.fromB(l, index.files.get(l.id));
+      const a = index.files.get(l.id);
+      col.fromB(l, a && (!c.sameFile || c.sameFile(l.id)) ? a : undefined);
     },
   }).catch((e: unknown) => { throw blame(e, 'b'); }).finally(() => opts.afterScan?.());
   for (const a of index.files.values()) col.fromA(a);

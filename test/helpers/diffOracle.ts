@@ -25,21 +25,25 @@ export function tskTree(img: string, sectorOffset = 0): Map<string, TreeEntry> {
   const out = new Map<string, TreeEntry>();
   const listing = run('fls', ['-r', '-p', '-o', String(sectorOffset), img]);
   for (const line of listing.split('\n')) {
-    const m = /^(\S)\/(\S) (\*?)\s*(\d+)(?:\(realloc\))?:\t(.*)$/.exec(line);
+    // NTFS addresses are record-type-id ("66-128-4": a file's named stream).
+    const m = /^(\S)\/(\S) (\*?)\s*(\d+(?:-\d+-\d+)?)(?:\(realloc\))?:\t(.*)$/.exec(line);
     if (!m || m[3] === '*') continue;
-    const [, nameType, , , ino, p] = m;
-    // Sleuth Kit's virtual files ($MBR, $FAT1, $OrphanFiles) are not the volume's.
-    if (nameType === 'v' || nameType === 'V') continue;
+    const [, nameType, , , addr, p] = m;
+    // Sleuth Kit's virtual files ($MBR, $FAT1, $OrphanFiles) are not the volume's; nor are NTFS's own ($MFT, $Extend/...).
+    if (nameType === 'v' || nameType === 'V' || p.startsWith('$')) continue;
     // A FAT volume label is a directory entry, not a file.
     if (p.endsWith('(Volume Label Entry)')) continue;
+    const inode = Number(addr.split('-')[0]);
     if (nameType === 'd') {
-      out.set(p, { inode: Number(ino), generation: 0, directory: true, sha: '', size: 0 });
+      out.set(p, { inode, generation: 0, directory: true, sha: '', size: 0 });
       continue;
     }
-    const r = spawnSync('icat', ['-o', String(sectorOffset), img, ino], { maxBuffer: 1024 * 1024 * 1024 });
-    if (r.status !== 0) throw new Error(`icat ${img} ${ino}: ${r.stderr}`);
-    const gen = /^Generation Id: (\d+)$/m.exec(run('istat', ['-o', String(sectorOffset), img, ino]));
-    out.set(p, { inode: Number(ino), generation: gen ? Number(gen[1]) : 0, directory: false, sha: createHash('sha256').update(r.stdout).digest('hex'), size: r.stdout.length });
+    const r = spawnSync('icat', ['-o', String(sectorOffset), img, addr], { maxBuffer: 1024 * 1024 * 1024 });
+    if (r.status !== 0) throw new Error(`icat ${img} ${addr}: ${r.stderr}`);
+    // The identity's second half: ext's inode generation, NTFS's record sequence number.
+    const stat = run('istat', ['-o', String(sectorOffset), img, String(inode)]);
+    const gen = /^Generation Id: (\d+)$/m.exec(stat) ?? /^Entry: \d+\s+Sequence: (\d+)$/m.exec(stat);
+    out.set(p, { inode, generation: gen ? Number(gen[1]) : 0, directory: false, sha: createHash('sha256').update(r.stdout).digest('hex'), size: r.stdout.length });
   }
   return out;
 }
@@ -100,14 +104,21 @@ export function pathLevel(p: DiffPartitionResult, treeA: Map<string, TreeEntry>,
   return { added: sorted(added), deleted: sorted(deleted), modified: sorted(modified), createdDirectories: sorted(created), deletedDirectories: sorted(gone) };
 }
 
-/** Renames by identity, as Sleuth Kit sees them: the same inode number and generation under another path (files only). */
-export function oracleRenames(a: Map<string, TreeEntry>, b: Map<string, TreeEntry>): Array<{ from: string; to: string }> {
+/**
+ * Renames by identity, as Sleuth Kit sees them: the same inode (or MFT
+ * record) number and generation (sequence) under another path, files only.
+ * With `ancestor` (two disks that diverged from it), only identities the
+ * ancestor already had: a number both sides gave a new file is not one file.
+ */
+export function oracleRenames(a: Map<string, TreeEntry>, b: Map<string, TreeEntry>, ancestor?: Map<string, TreeEntry>): Array<{ from: string; to: string }> {
+  const key = (e: TreeEntry) => `${e.inode}:${e.generation}`;
+  const old = ancestor ? new Set([...ancestor.values()].filter((e) => !e.directory).map(key)) : null;
   const byInode = new Map<string, string>();
-  for (const [p, e] of a) if (!e.directory) byInode.set(`${e.inode}:${e.generation}`, p);
+  for (const [p, e] of a) if (!e.directory) byInode.set(key(e), p);
   const out: Array<{ from: string; to: string }> = [];
   for (const [p, e] of b) {
-    const q = byInode.get(`${e.inode}:${e.generation}`);
-    if (!e.directory && q !== undefined && q !== p && !b.has(q)) out.push({ from: q, to: p });
+    const q = byInode.get(key(e));
+    if (!e.directory && q !== undefined && q !== p && (!old || old.has(key(e)))) out.push({ from: q, to: p });
   }
   return out.sort((x, y) => (x.from < y.from ? -1 : 1));
 }
@@ -128,6 +139,15 @@ export function extFirstByte(img: string, file: string, blockSize: number): numb
   const block = Number(out.split('\n').pop());
   if (!Number.isInteger(block) || block <= 0) throw new Error(`debugfs bmap ${file}: ${out}`);
   return block * blockSize;
+}
+
+/** Byte offset in an NTFS image of the first cluster of a file's unnamed $DATA (Sleuth Kit's ifind and istat). */
+export function ntfsFirstByte(img: string, file: string, clusterSize: number): number {
+  const ino = run('ifind', ['-n', file, img]).trim();
+  const out = run('istat', [img, ino]);
+  const m = /Type: \$DATA \(128-\d+\)\s+Name: N\/A\s+Non-Resident[^\n]*\n\s*(\d+)/.exec(out);
+  if (!m) throw new Error(`istat ${img} ${ino}: no non-resident unnamed $DATA`);
+  return Number(m[1]) * clusterSize;
 }
 
 /** Byte offset in a FAT image of a file's first sector (Sleuth Kit's ifind and istat). */

@@ -5,11 +5,12 @@
  * clusters: bytes rewritten in the image) and renamed. `expected` is what
  * was constructed: the conflicts a template check must find, no more.
  */
+import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { patternBytes } from '../../src/synth/random.js';
 import { blankImage, run } from './guest.js';
-import { extFirstByte, fatFirstByte, poke } from './diffOracle.js';
+import { extFirstByte, fatFirstByte, ntfsFirstByte, poke } from './diffOracle.js';
 import { tempDir } from './tmp.js';
 
 process.env.MTOOLS_SKIP_CHECK = '1';
@@ -18,7 +19,7 @@ const MiB = 1024 * 1024;
 
 /** One file system's editing tools, on an image (or a volume at a byte offset of one). */
 export interface FsTools {
-  kind: 'ext4' | 'fat';
+  kind: 'ext4' | 'fat' | 'ntfs';
   /** The path as the file system stores it (FAT 8.3 names are upper case). */
   name(p: string): string;
   mkdir(img: string, dir: string): void;
@@ -66,11 +67,42 @@ export const fatTools: FsTools = {
   pokeFile: (img, p, bytes) => poke(img, fatFirstByte(img, p.toUpperCase()), bytes),
 };
 
+/**
+ * Runs shell commands on an NTFS image mounted with ntfs-3g (FUSE; `$M` is the
+ * mount point), in the foreground, and waits until ntfs-3g has written
+ * everything and exited.
+ */
+function onMounted(img: string, script: string, env: Record<string, string> = {}): void {
+  const mnt = path.join(tempDir(), 'mnt');
+  mkdirSync(mnt);
+  const sh = [
+    `ntfs-3g -o no_detach,streams_interface=windows "$IMG" "$M" & pid=$!`,
+    'for i in $(seq 400); do mountpoint -q "$M" && break; sleep 0.01; done',
+    'mountpoint -q "$M" || { kill $pid; exit 9; }',
+    `( set -e; ${script} ); rc=$?`,
+    'umount "$M"; wait $pid; exit $rc',
+  ].join('\n');
+  const r = spawnSync('sh', ['-c', sh, 'sh'], { encoding: 'utf8', env: { ...process.env, ...env, IMG: img, M: mnt } });
+  if (r.status !== 0) throw new Error(`on ${img} mounted: ${script} exited ${r.status}: ${r.stderr}`);
+}
+
+export const ntfsTools: FsTools = {
+  kind: 'ntfs',
+  name: (p) => p,
+  mkdir: (img, d) => onMounted(img, 'mkdir "$M/$D"', { D: d }),
+  put: (img, p, data) => onMounted(img, 'cp "$F" "$M/$P"', { F: scratchFile(data), P: p }),
+  del: (img, p) => onMounted(img, 'rm "$M/$P"', { P: p }),
+  rmdir: (img, d) => onMounted(img, 'rmdir "$M/$D"', { D: d }),
+  rename: (img, from, to) => onMounted(img, 'mv "$M/$A" "$M/$B"', { A: from, B: to }),
+  pokeFile: (img, p, bytes) => poke(img, ntfsFirstByte(img, p, 4096), bytes),
+};
+
 /** A fresh file system of `bytes` on a new image, with the template's files. */
 export function makeTemplate(t: FsTools, img: string, bytes = 16 * MiB): void {
   blankImage(img, bytes);
   if (t.kind === 'ext4') run('mkfs.ext4', ['-q', '-F', '-b', '1024', '-U', '0c0c0c0c-0000-4000-8000-0000000000d1', '-E', 'root_owner=0:0', img]);
-  else run('mkfs.fat', ['-F', '16', '-i', '0c0c00d1', '-n', 'TEMPLATE', img]);
+  else if (t.kind === 'fat') run('mkfs.fat', ['-F', '16', '-i', '0c0c00d1', '-n', 'TEMPLATE', img]);
+  else run('mkntfs', ['-F', '-Q', '-q', '-c', '4096', '-s', '512', '-L', 'TEMPLATE', img]);
   for (const d of ['etc', 'apps', 'docs', 'big', 'old']) t.mkdir(img, d);
   t.put(img, 'etc/config.txt', Buffer.from('template v1\n'.repeat(50)));
   t.put(img, 'apps/tool.bin', patternBytes(300 * 1024, 1));
