@@ -39,9 +39,11 @@ export interface Light {
 
 export interface VolumeIndex {
   files: Map<string, Light>;
+  /** The root directory (path ''), which is never created nor deleted: only its metadata counts. */
+  root: Light | null;
   scan: VolumeScan;
-  /** Bytes of every system file and directory (data and metadata): the named metadata. */
-  named: RangeSet;
+  /** Bytes some file claims as metadata: every file's own metadata, system files' and directories' data too. */
+  claimed: RangeSet;
 }
 
 /** True when some byte of `s` is in `d`. */
@@ -106,19 +108,20 @@ export class LightMaker {
 /** Scans a volume's metadata into an index (no file data is read). */
 export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal): Promise<VolumeIndex> {
   const files = new Map<string, Light>();
-  const named = new RangeSetBuilder();
+  const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch);
+  let root: Light | null = null;
   const scan = await vol.scan({
     signal,
     onFile: (f) => {
-      // The root is in every volume; it is neither created nor deleted.
-      if (f.path === '') return;
-      if (f.system || f.directory) named.addSet(f.data).addSet(f.meta);
+      claimed.addSet(f.meta);
+      if (f.system || f.directory) claimed.addSet(f.data);
       const l = maker.make(f);
-      if (!files.has(l.id)) files.set(l.id, l);
+      if (f.path === '') root = l;
+      else if (!files.has(l.id)) files.set(l.id, l);
     },
   });
-  return { files, scan, named: named.build() };
+  return { files, root, scan, claimed: claimed.build() };
 }
 
 /** The ids of a volume's files (one metadata scan). */

@@ -52,6 +52,9 @@ export interface MetaItem {
   changed: RangeSet;
 }
 
+/** The name under which the root directory's metadata is reported. */
+export const ROOT_NAME = '/';
+
 /** The name of the file system's structures that belong to no file (boot sector, FATs, group descriptors, bitmaps...). */
 export const STRUCTURES = '(file-system structures)';
 
@@ -119,6 +122,11 @@ class Collector {
     else if (c.readAll || (a.touched & c.bitA) || (l.touched & c.bitB) || a.layout !== l.layout) this.candidates.push({ a, b: l });
   }
 
+  /** The root directory of either side: its metadata only (it is in every volume). */
+  root(l: Light | null, bit: number, changed: RangeSet): void {
+    if (l && (l.touched & bit) && l.ranges) this.addMeta({ ...l, id: '(root)', path: ROOT_NAME }, l.ranges.intersect(changed));
+  }
+
   fromA(a: Light): void {
     const c = this.c;
     if (c.tornBitA && (a.touched & c.tornBitA)) this.torn.add(a.path);
@@ -156,15 +164,19 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
   opts: CompareVolumeOptions = {}): Promise<VolumeChanges> {
   const col = new Collector(c);
   const maker = new LightMaker(watchB);
-  const namedB = new RangeSetBuilder();
+  const claimedB = new RangeSetBuilder();
   const seenB = new Set<string>();
   const blame = opts.blame ?? ((e: unknown) => e);
   const scanB = await volB.scan({
     signal: opts.signal,
     onFile: (f) => {
-      if (f.path === '') return;
-      if (f.system || f.directory) namedB.addSet(f.data).addSet(f.meta);
+      claimedB.addSet(f.meta);
+      if (f.system || f.directory) claimedB.addSet(f.data);
       const l = maker.make(f);
+      if (f.path === '') {
+        col.root(l, c.bitB, c.changedB);
+        return;
+      }
       // A second report of one id (a reader naming a file twice) is the first one's.
       if (seenB.has(l.id)) return;
       seenB.add(l.id);
@@ -173,9 +185,10 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
     },
   }).catch((e: unknown) => { throw blame(e, 'b'); }).finally(() => opts.afterScan?.());
   for (const a of index.files.values()) col.fromA(a);
-  // Differing bytes of metadata that no system file or directory claims: the file system's own structures.
+  col.root(index.root, c.bitA, c.changedA);
+  // Differing bytes of metadata that no file claims: the file system's own structures.
   const metaBytes = index.scan.metadata.union(scanB.metadata);
-  const structures = c.changedA.union(c.changedB).intersect(metaBytes).subtract(index.named).subtract(namedB.build());
+  const structures = c.changedA.union(c.changedB).intersect(metaBytes).subtract(index.claimed).subtract(claimedB.build());
   await readCandidates(col, volA, volB, opts, blame);
   return col.finish(structures);
 }
