@@ -72,7 +72,7 @@ export const fatTools: FsTools = {
  * mount point), in the foreground, and waits until ntfs-3g has written
  * everything and exited.
  */
-function onMounted(img: string, script: string, env: Record<string, string> = {}): void {
+export function ntfsShell(img: string, script: string, env: Record<string, string> = {}): void {
   const mnt = path.join(tempDir(), 'mnt');
   mkdirSync(mnt);
   const sh = [
@@ -89,11 +89,11 @@ function onMounted(img: string, script: string, env: Record<string, string> = {}
 export const ntfsTools: FsTools = {
   kind: 'ntfs',
   name: (p) => p,
-  mkdir: (img, d) => onMounted(img, 'mkdir "$M/$D"', { D: d }),
-  put: (img, p, data) => onMounted(img, 'cp "$F" "$M/$P"', { F: scratchFile(data), P: p }),
-  del: (img, p) => onMounted(img, 'rm "$M/$P"', { P: p }),
-  rmdir: (img, d) => onMounted(img, 'rmdir "$M/$D"', { D: d }),
-  rename: (img, from, to) => onMounted(img, 'mv "$M/$A" "$M/$B"', { A: from, B: to }),
+  mkdir: (img, d) => ntfsShell(img, 'mkdir "$M/$D"', { D: d }),
+  put: (img, p, data) => ntfsShell(img, 'cp "$F" "$M/$P"', { F: scratchFile(data), P: p }),
+  del: (img, p) => ntfsShell(img, 'rm "$M/$P"', { P: p }),
+  rmdir: (img, d) => ntfsShell(img, 'rmdir "$M/$D"', { D: d }),
+  rename: (img, from, to) => ntfsShell(img, 'mv "$M/$A" "$M/$B"', { A: from, B: to }),
   pokeFile: (img, p, bytes) => poke(img, ntfsFirstByte(img, p, 4096), bytes),
 };
 

@@ -6,15 +6,15 @@
  * removed. The oracle is Sleuth Kit: both trees listed (fls) and every file
  * hashed (icat), compared path by path; renames by inode number.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { diff, type DiffPartitionResult, type DiffResult } from '../../src/ops/diff.js';
 import { rebase } from '../../src/ops/rebase.js';
-import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_TSK, chainFromImages } from '../helpers/guest.js';
+import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_TSK, blankImage, chainFromImages, run } from '../helpers/guest.js';
 import { HAVE_FUSE } from '../helpers/ntfsImages.js';
-import { oracleDiff, oracleRenames, pathLevel, tskTree, type TreeEntry } from '../helpers/diffOracle.js';
-import { extTools, fatTools, makeScene, ntfsTools, type Scene } from '../helpers/templateScene.js';
+import { fatFirstByte, oracleDiff, oracleRenames, pathLevel, poke, tskTree, type TreeEntry } from '../helpers/diffOracle.js';
+import { extTools, fatTools, makeScene, ntfsShell, ntfsTools, type Scene } from '../helpers/templateScene.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const KINDS = [
@@ -126,4 +126,69 @@ function differingBytes(a: string, b: string): number {
   let n = 0;
   for (let o = 0; o < x.length; o += 512) if (x.compare(y, o, o + 512, o, o + 512) !== 0) n += 512;
   return n;
+}
+
+describe.skipIf(!(HAVE_FUSE && HAVE_TSK))('diff on NTFS named streams (ntfs-3g through FUSE)', () => {
+  it('a resident stream rewritten in place is modified, a new stream added; streams of untouched files are not read', async () => {
+    const d = tempDir();
+    const template = path.join(d, 'template.img');
+    blankImage(template, 16 * MiB);
+    run('mkntfs', ['-F', '-Q', '-q', '-c', '4096', template]);
+    ntfsTools.mkdir(template, 'docs');
+    const script = Array.from({ length: 12 }, (_, i) => `head -c 9000 /dev/zero | tr '\\0' '${String.fromCharCode(97 + i)}' > "$M/docs/f${i}.txt"; printf 'ZoneId=3\\n' > "$M/docs/f${i}.txt:Zone.Identifier"`).join('; ');
+    ntfsShell(template, script);
+    const user = path.join(d, 'user.img');
+    copyFileSync(template, user);
+    ntfsShell(user, `printf 'ZoneId=4\\n' > "$M/docs/f5.txt:Zone.Identifier"; printf 'more' > "$M/docs/f7.txt:extra"`);
+    await chainFromImages(d, [template, user], ['template.vhd', 'user.vhd']);
+    const r = await diff(path.join(d, 'user.vhd'), undefined, { threads: 0 });
+    const p = only(r);
+    const a = tskTree(template);
+    const b = tskTree(user);
+    expect(pathLevel(p, a, b)).toEqual(oracleDiff(a, b));
+    expect(p.modified.map((f) => f.path)).toEqual(['docs/f5.txt:Zone.Identifier']);
+    expect(p.added.map((f) => f.path)).toEqual(['docs/f7.txt:extra']);
+    // A stream lives in its file's MFT record: only the two files whose record changed are read, with their
+    // streams (4), not the other ten files' streams.
+    expect(p.filesRead).toBeLessThanOrEqual(4);
+  });
+});
+
+describe.skipIf(!(HAVE_MKFS_FAT && HAVE_MTOOLS && HAVE_TSK))('diff on a FAT chain changed in the table alone', () => {
+  it('a file whose cluster chain is relinked (its directory entry untouched) is found by its cluster layout', async () => {
+    const d = tempDir();
+    const template = path.join(d, 'template.img');
+    blankImage(template, 16 * MiB);
+    run('mkfs.fat', ['-F', '16', '-i', '0c0c00f1', template]);
+    fatTools.put(template, 'f.bin', new Uint8Array(4096).fill(0x41));
+    fatTools.put(template, 'g.bin', new Uint8Array(2048).fill(0x47));
+    const geo = fatGeometry(template);
+    const clusterOf = (file: string) => (fatFirstByte(template, file) / 512 - geo.clusterArea) / geo.spc + 2;
+    const [c1, c3] = [clusterOf('F.BIN'), clusterOf('G.BIN')];
+    fatTools.del(template, 'g.bin');
+    // The user's disk: F's chain c1 -> c1+1 becomes c1 -> c3 (G's old cluster, still holding G's bytes), in both FATs.
+    const user = path.join(d, 'user.img');
+    copyFileSync(template, user);
+    for (const fat of geo.fats) {
+      const entry = (c: number, v: number) => poke(user, fat * 512 + c * 2, Buffer.from([v & 0xff, v >> 8]));
+      entry(c1, c3);
+      entry(c3, 0xffff);
+      entry(c1 + 1, 0);
+    }
+    await chainFromImages(d, [template, user], ['template.vhd', 'user.vhd']);
+    const r = await diff(path.join(d, 'user.vhd'), undefined, { threads: 0 });
+    const a = tskTree(template);
+    const b = tskTree(user);
+    expect(oracleDiff(a, b).modified).toEqual(['F.BIN']);
+    expect(pathLevel(only(r), a, b)).toEqual(oracleDiff(a, b));
+  });
+});
+
+/** First sectors of the FAT copies and of the cluster area, and sectors per cluster, from Sleuth Kit's fsstat. */
+function fatGeometry(img: string): { fats: number[]; clusterArea: number; spc: number } {
+  const out = run('fsstat', [img]);
+  const fats = [...out.matchAll(/^\*+ FAT \d+: (\d+) - \d+$/gm)].map((m) => Number(m[1]));
+  const area = Number(/Cluster Area: (\d+) -/.exec(out)![1]);
+  const spc = Number(/Cluster Size: (\d+)/.exec(out)![1]) / 512;
+  return { fats, clusterArea: area, spc };
 }
