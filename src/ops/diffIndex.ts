@@ -27,8 +27,8 @@ export interface Light {
   system: boolean;
   /** The reader's handle (readContent needs id, path, size, directory and ref). */
   ref: number;
-  /** The data clusters' layout: equal keys, equal clusters. */
-  layout: string;
+  /** The data clusters' layout (layoutOf): equal numbers, equal clusters. */
+  layout: number;
   /** Bit i: the file's data or metadata overlaps watch set i. */
   touched: number;
   /** Bit i: comparison i found this file on the other side (the index's records only). */
@@ -42,81 +42,108 @@ export interface VolumeIndex {
   /** The root directory (path ''), which is never created nor deleted: only its metadata counts. */
   root: Light | null;
   scan: VolumeScan;
-  /** Bytes some file claims as metadata: every file's own metadata, system files' and directories' data too. */
+  /** Of the differing bytes (watch[0]), those some file claims as metadata: its own, and system files' and directories' data. */
   claimed: RangeSet;
 }
 
 /** True when some byte of `s` is in `d`. */
 export function touches(s: RangeSet, d: RangeSet): boolean {
-  if (s.isEmpty || d.isEmpty || s.last <= d.first || d.last <= s.first) return false;
-  for (const [a, b] of s) if (d.overlaps(a, b)) return true;
+  const n = s.count;
+  if (n === 0 || d.isEmpty || s.last <= d.first || d.last <= s.first) return false;
+  for (let i = 0; i < n; i++) if (d.overlaps(s.start(i), s.end(i))) return true;
   return false;
 }
 
-/** Ranges up to this many are kept verbatim in the layout key; more are hashed. */
-const VERBATIM_RANGES = 4;
-
-export function layoutKey(data: RangeSet): string {
-  if (data.count <= VERBATIM_RANGES) {
-    let k = '';
-    for (const [s, e] of data) k += `${s}-${e},`;
-    return k;
+/**
+ * A number standing for a file's cluster layout (its data ranges): equal
+ * layouts, equal numbers. One range, the common case, is encoded exactly
+ * (start and end, both multiples of 512, fit in 53 bits together for
+ * volumes up to 2^44 bytes); more ranges are hashed (53 bits, so two
+ * different layouts of one file compare equal with a chance of 2^-53).
+ */
+export function layoutOf(data: RangeSet): number {
+  const n = data.count;
+  if (n === 0) return 0;
+  if (n === 1) {
+    const s = data.start(0) / 512;
+    const len = (data.end(0) - data.start(0)) / 512;
+    // start < 2^35 sectors, length < 2^17 sectors: exact; otherwise hashed below.
+    if (s < 2 ** 35 && len < 2 ** 17 && Number.isInteger(s) && Number.isInteger(len)) return 1 + s * 2 ** 17 + len;
   }
-  const h = createHash('sha1');
-  const pair = new Float64Array(2);
-  for (const [s, e] of data) {
-    pair[0] = s;
-    pair[1] = e;
-    h.update(pair);
+  let h1 = 0x811c9dc5 ^ n;
+  let h2 = 0x01000193 ^ n;
+  for (let k = 0; k < 2 * n; k++) {
+    const v = k & 1 ? data.end(k >> 1) : data.start(k >> 1);
+    const lo = v % 2 ** 32;
+    const hi = Math.floor(v / 2 ** 32);
+    h1 = Math.imul(h1 ^ lo, 0x85ebca6b) ^ (h1 >>> 13);
+    h2 = Math.imul(h2 ^ hi ^ lo, 0xc2b2ae35) ^ (h2 >>> 16);
   }
-  return `#${data.count}:${h.digest('base64')}`;
+  // Negative: never equal to an exact single-range code.
+  return -(((h1 >>> 0) % 2 ** 21) * 2 ** 32 + (h2 >>> 0)) - 1;
 }
 
 /**
- * Turns scanned files into light records. A file whose own metadata is empty
- * inherits the touched bits of the file whose id its id extends (an NTFS
- * named stream `mft:R:S:name` lives in the record of `mft:R:S`); one that
- * has neither metadata nor such a parent, and holds bytes its clusters do
- * not, is always touched (its content lies where we cannot see).
+ * Measures scanned files and turns the ones a comparison keeps into light
+ * records. `watch[0]` are the bytes that differ (the claimed-metadata
+ * accounting follows them). A file whose own metadata is empty inherits the
+ * touched bits of the file whose id its id extends (an NTFS named stream
+ * `mft:R:S:name` lives in the record of `mft:R:S`); one that has neither
+ * metadata nor such a parent, and holds bytes its clusters do not, is always
+ * touched (its content lies where we cannot see).
  */
 export class LightMaker {
-  private lastBase: { id: string; touched: number } = { id: '', touched: 0 };
+  private lastId = '';
+  private lastTouched = 0;
+  /** What `measure` found for the last file. */
+  touched = 0;
+  layout = 0;
 
-  constructor(private readonly watch: readonly RangeSet[]) {}
+  constructor(private readonly watch: readonly RangeSet[], private readonly claimed: RangeSetBuilder | null = null) {}
 
-  make(f: GuestFile): Light {
+  /** Sets `touched` and `layout` for `f` (and notes the metadata it claims among the differing bytes). */
+  measure(f: GuestFile): void {
     let touched = 0;
     for (let i = 0; i < this.watch.length; i++) {
       const w = this.watch[i];
       if (touches(f.data, w) || touches(f.meta, w)) touched |= 1 << i;
     }
     if (f.meta.isEmpty) {
-      if (this.lastBase.id && f.id.startsWith(`${this.lastBase.id}:`)) touched |= this.lastBase.touched;
+      if (this.lastId !== '' && f.id.length > this.lastId.length && f.id.startsWith(this.lastId) && f.id[this.lastId.length] === ':') touched |= this.lastTouched;
       else if (!f.directory && f.size > f.data.bytes) touched = (1 << this.watch.length) - 1;
     } else {
-      this.lastBase = { id: f.id, touched };
+      this.lastId = f.id;
+      this.lastTouched = touched;
     }
-    const keep = (f.system || f.directory) && touched !== 0;
+    if (this.claimed && touched & 1) {
+      this.claimed.addSet(f.meta.intersect(this.watch[0]));
+      if (f.system || f.directory) this.claimed.addSet(f.data.intersect(this.watch[0]));
+    }
+    this.touched = touched;
+    this.layout = f.directory || f.system ? 0 : layoutOf(f.data);
+  }
+
+  /** The light record of the file `measure` saw last. */
+  light(f: GuestFile): Light {
+    const keep = (f.system || f.directory) && this.touched !== 0;
     return {
       id: f.id, path: f.path, size: f.size, directory: f.directory, system: f.system, ref: f.ref,
-      layout: f.directory || f.system ? '' : layoutKey(f.data), touched, seen: 0,
-      ranges: keep ? f.data.union(f.meta) : null,
+      layout: this.layout, touched: this.touched, seen: 0, ranges: keep ? f.data.union(f.meta) : null,
     };
   }
 }
 
-/** Scans a volume's metadata into an index (no file data is read). */
+/** Scans a volume's metadata into an index (no file data is read); `watch[0]` are the bytes that differ. */
 export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal): Promise<VolumeIndex> {
   const files = new Map<string, Light>();
   const claimed = new RangeSetBuilder();
-  const maker = new LightMaker(watch);
+  const maker = new LightMaker(watch, claimed);
   let root: Light | null = null;
   const scan = await vol.scan({
     signal,
     onFile: (f) => {
-      claimed.addSet(f.meta);
-      if (f.system || f.directory) claimed.addSet(f.data);
-      const l = maker.make(f);
+      maker.measure(f);
+      const l = maker.light(f);
       if (f.path === '') root = l;
       else if (!files.has(l.id)) files.set(l.id, l);
     },

@@ -11,7 +11,7 @@
  */
 import { VhdToolError } from '../errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { Volume } from '../guest/volume.js';
+import type { GuestFile, Volume } from '../guest/volume.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import { hashContent, LightMaker, type Light, type VolumeIndex } from './diffIndex.js';
 
@@ -100,6 +100,20 @@ class Collector {
 
   constructor(private readonly c: Comparison) {}
 
+  /**
+   * The common case, decided without a light record for B's file: the same
+   * file at the same path, of the same size and layout, touched by nothing
+   * this comparison looks at. Marks it seen.
+   */
+  unchanged(f: GuestFile, a: Light, touchedB: number, layoutB: number): boolean {
+    const c = this.c;
+    const watched = c.bitB | (c.tornBitB ?? 0);
+    if (touchedB & watched || a.directory !== f.directory || a.system !== f.system || a.path !== f.path) return false;
+    if (!f.directory && !f.system && (c.readAll || a.size !== f.size || a.layout !== layoutB || a.touched & c.bitA)) return false;
+    a.seen |= c.seen;
+    return true;
+  }
+
   fromB(l: Light, a: Light | undefined): void {
     const c = this.c;
     if (c.tornBitB && (l.touched & c.tornBitB)) this.torn.add(l.path);
@@ -163,32 +177,30 @@ class Collector {
 export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volume, watchB: readonly RangeSet[], c: Comparison,
   opts: CompareVolumeOptions = {}): Promise<VolumeChanges> {
   const col = new Collector(c);
-  const maker = new LightMaker(watchB);
   const claimedB = new RangeSetBuilder();
-  const seenB = new Set<string>();
+  const maker = new LightMaker(watchB, claimedB);
   const blame = opts.blame ?? ((e: unknown) => e);
   const scanB = await volB.scan({
     signal: opts.signal,
     onFile: (f) => {
-      claimedB.addSet(f.meta);
-      if (f.system || f.directory) claimedB.addSet(f.data);
-      const l = maker.make(f);
+      maker.measure(f);
       if (f.path === '') {
-        col.root(l, c.bitB, c.changedB);
+        col.root(maker.light(f), c.bitB, c.changedB);
         return;
       }
+      let a = index.files.get(f.id);
+      if (a && c.sameFile && !c.sameFile(f.id)) a = undefined;
       // A second report of one id (a reader naming a file twice) is the first one's.
-      if (seenB.has(l.id)) return;
-      seenB.add(l.id);
-      const a = index.files.get(l.id);
-      col.fromB(l, a && (!c.sameFile || c.sameFile(l.id)) ? a : undefined);
+      if (a && a.seen & c.seen) return;
+      if (a && col.unchanged(f, a, maker.touched, maker.layout)) return;
+      col.fromB(maker.light(f), a);
     },
   }).catch((e: unknown) => { throw blame(e, 'b'); }).finally(() => opts.afterScan?.());
   for (const a of index.files.values()) col.fromA(a);
   col.root(index.root, c.bitA, c.changedA);
   // Differing bytes of metadata that no file claims: the file system's own structures.
-  const metaBytes = index.scan.metadata.union(scanB.metadata);
-  const structures = c.changedA.union(c.changedB).intersect(metaBytes).subtract(index.claimed).subtract(claimedB.build());
+  const changed = c.changedA.union(c.changedB);
+  const structures = changed.intersect(index.scan.metadata.union(scanB.metadata)).subtract(index.claimed).subtract(claimedB.build());
   await readCandidates(col, volA, volB, opts, blame);
   return col.finish(structures);
 }
