@@ -27,7 +27,7 @@ import type { FsKind } from '../guest/volume.js';
 import type { RangeSet } from '../guest/ranges.js';
 import { nodeFileSystem, type FileSystem } from '../io/fsys.js';
 import { assertUnchanged, resolveBase, type OpBase } from './common.js';
-import { differingRanges } from './diffRanges.js';
+import { differingRanges, plannedBytes } from './diffRanges.js';
 import { diffViews, type PartitionDiff, type PartitionLayout, type ViewSide, type ViewsOptions } from './diffViews.js';
 import type { Light } from './diffIndex.js';
 
@@ -168,11 +168,9 @@ export async function layoutOf(chain: Chain, path: string): Promise<GuestLayout>
 
 export async function diff(a: string, b?: string, opts: DiffOptions = {}): Promise<DiffResult> {
   const t0 = Date.now();
-  // Diff tasks need no data slot: the smallest slots.
-  const ctx = resolveBase(opts, 4096);
   const pair = b === undefined ? await openChildAndParent({ ...opts, parent: opts.parentA }, a) : await openTwo(opts, a, b);
+  const ctx = resolveBase({ ...opts, threads: threadsFor(opts, pair.oldChain, pair.newChain) }, 4096);
   try {
-    ctx.runner.warm();
     const sizeOld = pair.oldChain.layersLeafFirst[0].meta.virtualSize;
     const sizeNew = pair.newChain.layersLeafFirst[0].meta.virtualSize;
     const found = await differingRanges(ctx.runner, pair.oldChain, pair.newChain, { signal: ctx.signal, progress: ctx.progress });
@@ -215,6 +213,19 @@ async function commonAncestor(pair: OpenedPair, shared: number): Promise<ViewSid
     if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
     return undefined;
   }
+}
+
+/** Below this many bytes to compare, worker threads cost more to start than they save. */
+const INLINE_BYTES = 256 * 1024 * 1024;
+
+/**
+ * Worker threads for finding the differing sectors: as asked, or none when
+ * there is little to compare (a child holding a few hundred MiB: the usual
+ * case). Diff tasks need no data slot.
+ */
+export function threadsFor(opts: OpBase, a: Chain, b: Chain): number | undefined {
+  if (opts.threads !== undefined || opts.runner) return opts.threads;
+  return plannedBytes(a, b) < INLINE_BYTES ? 0 : undefined;
 }
 
 /** Disks of different sizes compare only when the larger reads zeros past the smaller's end (as `compare`). */

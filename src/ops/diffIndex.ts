@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { VhdToolError } from '../errors.js';
 import { GuestError } from '../guest/errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { GuestFile, Volume, VolumeScan } from '../guest/volume.js';
+import type { GuestFile, Volume } from '../guest/volume.js';
 
 export interface Light {
   id: string;
@@ -31,19 +31,88 @@ export interface Light {
   layout: number;
   /** Bit i: the file's data or metadata overlaps watch set i. */
   touched: number;
-  /** Bit i: comparison i found this file on the other side (the index's records only). */
-  seen: number;
   /** data ∪ meta, kept for system files and directories touched by some watch set (metadata accounting). */
   ranges: RangeSet | null;
 }
 
-export interface VolumeIndex {
-  files: Map<string, Light>;
+const DIRECTORY = 1;
+const SYSTEM = 2;
+
+/**
+ * One side's files, in columns (a volume of 200,000 files costs a few MiB
+ * of typed arrays, its ids and paths, and one map entry a file, rather than
+ * an object a file): record i is `light(i)`.
+ */
+export class VolumeIndex {
+  private readonly byId = new Map<string, number>();
+  readonly ids: string[] = [];
+  readonly paths: string[] = [];
+  private sizes = new Float64Array(1024);
+  private refs = new Float64Array(1024);
+  private layouts = new Float64Array(1024);
+  private touchedBits = new Uint8Array(1024);
+  private flags = new Uint8Array(1024);
+  /** Bit i: comparison i found this file on the other side. */
+  seen = new Uint8Array(1024);
+  /** data ∪ meta of the touched system files and directories (metadata accounting). */
+  private readonly ranges = new Map<number, RangeSet>();
   /** The root directory (path ''), which is never created nor deleted: only its metadata counts. */
-  root: Light | null;
-  scan: VolumeScan;
+  root: Light | null = null;
+  /** The volume's metadata among the differing bytes (watch[0]). */
+  metadata: RangeSet = RangeSet.EMPTY;
   /** Of the differing bytes (watch[0]), those some file claims as metadata: its own, and system files' and directories' data. */
-  claimed: RangeSet;
+  claimed: RangeSet = RangeSet.EMPTY;
+
+  get count(): number {
+    return this.ids.length;
+  }
+
+  /** Adds a scanned file as measured (a second one with an id already held is ignored). */
+  add(f: GuestFile, m: LightMaker): void {
+    if (this.byId.has(f.id)) return;
+    const i = this.ids.length;
+    if (i === this.sizes.length) this.grow();
+    this.byId.set(f.id, i);
+    this.ids.push(f.id);
+    this.paths.push(f.path);
+    this.sizes[i] = f.size;
+    this.refs[i] = f.ref;
+    this.layouts[i] = m.layout;
+    this.touchedBits[i] = m.touched;
+    this.flags[i] = (f.directory ? DIRECTORY : 0) | (f.system ? SYSTEM : 0);
+    const r = m.ranges(f);
+    if (r) this.ranges.set(i, r);
+  }
+
+  private grow(): void {
+    const n = this.sizes.length * 2;
+    const f64 = (a: Float64Array) => { const b = new Float64Array(n); b.set(a); return b; };
+    const u8 = (a: Uint8Array) => { const b = new Uint8Array(n); b.set(a); return b; };
+    this.sizes = f64(this.sizes);
+    this.refs = f64(this.refs);
+    this.layouts = f64(this.layouts);
+    this.touchedBits = u8(this.touchedBits);
+    this.flags = u8(this.flags);
+    this.seen = u8(this.seen);
+  }
+
+  /** The record of a file id, or -1. */
+  find(id: string): number {
+    return this.byId.get(id) ?? -1;
+  }
+
+  size(i: number): number { return this.sizes[i]; }
+  layout(i: number): number { return this.layouts[i]; }
+  touched(i: number): number { return this.touchedBits[i]; }
+  directory(i: number): boolean { return (this.flags[i] & DIRECTORY) !== 0; }
+  system(i: number): boolean { return (this.flags[i] & SYSTEM) !== 0; }
+
+  light(i: number): Light {
+    return {
+      id: this.ids[i], path: this.paths[i], size: this.sizes[i], directory: this.directory(i), system: this.system(i), ref: this.refs[i],
+      layout: this.layouts[i], touched: this.touchedBits[i], ranges: this.ranges.get(i) ?? null,
+    };
+  }
 }
 
 /** True when some byte of `s` is in `d`. */
@@ -123,32 +192,36 @@ export class LightMaker {
     this.layout = f.directory || f.system ? 0 : layoutOf(f.data);
   }
 
+  /** The ranges kept for the file `measure` saw last: data ∪ meta of a touched system file or directory, else null. */
+  ranges(f: GuestFile): RangeSet | null {
+    return (f.system || f.directory) && this.touched !== 0 ? f.data.union(f.meta) : null;
+  }
+
   /** The light record of the file `measure` saw last. */
   light(f: GuestFile): Light {
-    const keep = (f.system || f.directory) && this.touched !== 0;
     return {
       id: f.id, path: f.path, size: f.size, directory: f.directory, system: f.system, ref: f.ref,
-      layout: this.layout, touched: this.touched, seen: 0, ranges: keep ? f.data.union(f.meta) : null,
+      layout: this.layout, touched: this.touched, ranges: this.ranges(f),
     };
   }
 }
 
 /** Scans a volume's metadata into an index (no file data is read); `watch[0]` are the bytes that differ. */
 export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal): Promise<VolumeIndex> {
-  const files = new Map<string, Light>();
+  const index = new VolumeIndex();
   const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch, claimed);
-  let root: Light | null = null;
   const scan = await vol.scan({
     signal,
     onFile: (f) => {
       maker.measure(f);
-      const l = maker.light(f);
-      if (f.path === '') root = l;
-      else if (!files.has(l.id)) files.set(l.id, l);
+      if (f.path === '') index.root = maker.light(f);
+      else index.add(f, maker);
     },
   });
-  return { files, root, scan, claimed: claimed.build() };
+  index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
+  index.claimed = claimed.build();
+  return index;
 }
 
 /** The ids of a volume's files (one metadata scan). */

@@ -17,6 +17,7 @@ import { VhdToolError } from '../errors.js';
 import { SECTOR } from '../format/index.js';
 import type { Chain, Layer } from '../chain/chain.js';
 import { ChainResolver } from '../chain/resolve.js';
+import { layerHoldings } from '../chain/holdings.js';
 import { RangeSetBuilder, type RangeSet } from '../guest/ranges.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import type { DiffResult, DiffTask } from '../plan/tasks.js';
@@ -130,6 +131,16 @@ function spanTask(ra: ChainResolver, rb: ChainResolver, nA: number, ids: string[
   }
   if (reads === 0) return null;
   return { task: { kind: 'diff', sectors: n, files, a, b, maxRanges: n }, reads };
+}
+
+/**
+ * Bytes of the sectors the layers the two chains do not share hold (their
+ * bitmaps): about what differingRanges reads on each side.
+ */
+export function plannedBytes(a: Chain, b: Chain): number {
+  const shared = sharedTail(a, b);
+  const own = [...a.layersLeafFirst.slice(0, a.layersLeafFirst.length - shared), ...b.layersLeafFirst.slice(0, b.layersLeafFirst.length - shared)];
+  return own.reduce((n, l) => n + layerHoldings(l).sectors.bytes, 0);
 }
 
 /** Every sector where chain `a`'s view and chain `b`'s differ. */

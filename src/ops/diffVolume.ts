@@ -98,33 +98,36 @@ class Collector {
   private readonly meta = new Map<string, MetaItem>();
   private readonly torn = new Set<string>();
 
-  constructor(private readonly c: Comparison) {}
+  constructor(private readonly c: Comparison, private readonly index: VolumeIndex) {}
 
   /**
-   * The common case, decided without a light record for B's file: the same
-   * file at the same path, of the same size and layout, touched by nothing
-   * this comparison looks at. Marks it seen.
+   * The common case, decided without a light record for either side: the
+   * same file (record i of the index) at the same path, of the same size and
+   * layout, touched by nothing this comparison looks at. Marks it seen.
    */
-  unchanged(f: GuestFile, a: Light, touchedB: number, layoutB: number): boolean {
+  unchanged(f: GuestFile, i: number, touchedB: number, layoutB: number): boolean {
     const c = this.c;
+    const x = this.index;
     const watched = c.bitB | (c.tornBitB ?? 0);
-    if (touchedB & watched || a.directory !== f.directory || a.system !== f.system || a.path !== f.path) return false;
-    if (!f.directory && !f.system && (c.readAll || a.size !== f.size || a.layout !== layoutB || a.touched & c.bitA)) return false;
-    a.seen |= c.seen;
+    if (touchedB & watched || x.directory(i) !== f.directory || x.system(i) !== f.system || x.paths[i] !== f.path) return false;
+    if (!f.directory && !f.system && (c.readAll || x.size(i) !== f.size || x.layout(i) !== layoutB || x.touched(i) & c.bitA)) return false;
+    x.seen[i] |= c.seen;
     return true;
   }
 
-  fromB(l: Light, a: Light | undefined): void {
+  /** B's file `l`, and index record i when it is the same file (-1: none). */
+  fromB(l: Light, i: number): void {
     const c = this.c;
     if (c.tornBitB && (l.touched & c.tornBitB)) this.torn.add(l.path);
     if ((l.system || l.directory) && (l.touched & c.bitB) && l.ranges) this.addMeta(l, l.ranges.intersect(c.changedB));
-    if (a) a.seen |= c.seen;
+    if (i >= 0) this.index.seen[i] |= c.seen;
     // The file system's own files are metadata (above), never listed as user files.
-    if (l.system || a?.system) return;
-    if (!a) {
+    if (l.system || (i >= 0 && this.index.system(i))) return;
+    if (i < 0) {
       (l.directory ? this.out.createdDirs : this.out.added).push(l);
       return;
     }
+    const a = this.index.light(i);
     if (a.directory !== l.directory) {
       this.gone(a);
       (l.directory ? this.out.createdDirs : this.out.added).push(l);
@@ -141,11 +144,17 @@ class Collector {
     if (l && (l.touched & bit) && l.ranges) this.addMeta({ ...l, id: '(root)', path: ROOT_NAME }, l.ranges.intersect(changed));
   }
 
-  fromA(a: Light): void {
+  /** Index record i, after side B's scan: its metadata, torn bytes, and whether it is gone. */
+  fromA(i: number): void {
     const c = this.c;
-    if (c.tornBitA && (a.touched & c.tornBitA)) this.torn.add(a.path);
-    if ((a.system || a.directory) && (a.touched & c.bitA) && a.ranges) this.addMeta(a, a.ranges.intersect(c.changedA));
-    if (!(a.seen & c.seen)) this.gone(a);
+    const x = this.index;
+    const t = x.touched(i);
+    const gone = !(x.seen[i] & c.seen);
+    if (!gone && !(t & ((c.tornBitA ?? 0) | c.bitA))) return;
+    const a = x.light(i);
+    if (c.tornBitA && (t & c.tornBitA)) this.torn.add(a.path);
+    if ((a.system || a.directory) && (t & c.bitA) && a.ranges) this.addMeta(a, a.ranges.intersect(c.changedA));
+    if (gone) this.gone(a);
   }
 
   private gone(a: Light): void {
@@ -172,11 +181,11 @@ class Collector {
 /**
  * Compares volume B (scanned now) with the index of volume A. `watchB` are
  * the sets B's files are checked against (Comparison.bitB and tornBitB
- * index into it).
+ * index into it; watchB[0] are the differing bytes).
  */
 export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volume, watchB: readonly RangeSet[], c: Comparison,
   opts: CompareVolumeOptions = {}): Promise<VolumeChanges> {
-  const col = new Collector(c);
+  const col = new Collector(c, index);
   const claimedB = new RangeSetBuilder();
   const maker = new LightMaker(watchB, claimedB);
   const blame = opts.blame ?? ((e: unknown) => e);
@@ -188,19 +197,18 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
         col.root(maker.light(f), c.bitB, c.changedB);
         return;
       }
-      let a = index.files.get(f.id);
-      if (a && c.sameFile && !c.sameFile(f.id)) a = undefined;
+      let i = index.find(f.id);
+      if (i >= 0 && c.sameFile && !c.sameFile(f.id)) i = -1;
       // A second report of one id (a reader naming a file twice) is the first one's.
-      if (a && a.seen & c.seen) return;
-      if (a && col.unchanged(f, a, maker.touched, maker.layout)) return;
-      col.fromB(maker.light(f), a);
+      if (i >= 0 && index.seen[i] & c.seen) return;
+      if (i >= 0 && col.unchanged(f, i, maker.touched, maker.layout)) return;
+      col.fromB(maker.light(f), i);
     },
   }).catch((e: unknown) => { throw blame(e, 'b'); }).finally(() => opts.afterScan?.());
-  for (const a of index.files.values()) col.fromA(a);
+  for (let i = 0; i < index.count; i++) col.fromA(i);
   col.root(index.root, c.bitA, c.changedA);
   // Differing bytes of metadata that no file claims: the file system's own structures.
-  const changed = c.changedA.union(c.changedB);
-  const structures = changed.intersect(index.scan.metadata.union(scanB.metadata)).subtract(index.claimed).subtract(claimedB.build());
+  const structures = index.metadata.union(scanB.metadata.intersect(c.changedB)).subtract(index.claimed).subtract(claimedB.build());
   await readCandidates(col, volA, volB, opts, blame);
   return col.finish(structures);
 }
@@ -240,9 +248,11 @@ async function readCandidates(col: Collector, volA: Volume, volB: Volume, opts: 
 /** Every file of a volume present on one side only: all added (side B) or all deleted (side A). */
 export function oneSided(index: VolumeIndex, side: 'added' | 'deleted'): VolumeChanges {
   const out = emptyChanges();
-  for (const l of index.files.values()) {
+  for (let i = 0; i < index.count; i++) {
+    if (index.system(i)) continue;
+    const l = index.light(i);
     if (l.directory) (side === 'added' ? out.createdDirs : out.deletedDirs).push(l);
-    else if (!l.system) (side === 'added' ? out.added : out.deleted).push(l);
+    else (side === 'added' ? out.added : out.deleted).push(l);
   }
   return out;
 }

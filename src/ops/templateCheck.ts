@@ -31,7 +31,8 @@ import type { Volume } from '../guest/volume.js';
 import { discover } from '../maintain/discovery.js';
 import { buildForest, type Node } from '../maintain/forest.js';
 import { assertUnchanged, refuseSavedState, resolveBase, type OpBase, type Resolved } from './common.js';
-import { layoutOf } from './diff.js';
+import { layoutOf, threadsFor } from './diff.js';
+import { nodeFileSystem } from '../io/fsys.js';
 import { hashContent, ownersOf, type Light } from './diffIndex.js';
 import { differingRanges } from './diffRanges.js';
 import { diffViews, type PartitionDiff } from './diffViews.js';
@@ -106,17 +107,20 @@ export function checkExitCode(r: UserCheck): number {
 
 export async function templateCheck(child: string, newTemplate: string, opts: TemplateCheckOptions = {}): Promise<TemplateCheckResult> {
   const t0 = Date.now();
-  const ctx = resolveBase(opts, 4096);
-  const chain = await openChain(ctx.fs, child, { parent: opts.parent, mode: 'strict', extraCandidates: opts.extraCandidates });
+  const fs = opts.fs ?? nodeFileSystem;
+  const chain = await openChain(fs, child, { parent: opts.parent, mode: 'strict', extraCandidates: opts.extraCandidates });
   let np: Chain | null = null;
+  let ctx: Resolved | null = null;
   try {
     if (chain.layersLeafFirst.length < 2) {
       throw new VhdToolError('USAGE', `is a ${chain.layersLeafFirst[0].meta.type} disk with no parent: there is no old template to compare the update with`, child);
     }
-    np = await openChain(ctx.fs, newTemplate, { mode: 'strict' });
+    np = await openChain(fs, newTemplate, { mode: 'strict' });
     preflight(chain, np, child, newTemplate);
-    ctx.runner.warm();
     const old: Chain = { layersLeafFirst: chain.layersLeafFirst.slice(1), close: async () => {} };
+    // Threads only when there is much to compare (the update, or the child, holds GiBs).
+    const threads = threadsFor(opts, old, np) === 0 && threadsFor(opts, old, chain) === 0 ? 0 : opts.threads;
+    ctx = resolveBase({ ...opts, fs, threads }, 4096);
     const upd = await compareUpdate(ctx, old, np, chain.layersLeafFirst[1].path, newTemplate, child);
     const r = await checkUser(ctx, upd, chain, child);
     await assertUnchanged(ctx.fs, [...chain.layersLeafFirst, ...np.layersLeafFirst], 'the check is void');
@@ -124,7 +128,7 @@ export async function templateCheck(child: string, newTemplate: string, opts: Te
   } finally {
     await chain.close();
     if (np) await np.close();
-    await ctx.close();
+    if (ctx) await ctx.close();
   }
 }
 
