@@ -189,6 +189,9 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
   const claimedB = new RangeSetBuilder();
   const maker = new LightMaker(watchB, claimedB);
   const blame = opts.blame ?? ((e: unknown) => e);
+  // Both scans usually report files in the same order (MFT record, inode, directory walk): the record after
+  // the last one matched is tried before the map.
+  let next = 0;
   const scanB = await volB.scan({
     signal: opts.signal,
     onFile: (f) => {
@@ -197,7 +200,8 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
         col.root(maker.light(f), c.bitB, c.changedB);
         return;
       }
-      let i = index.find(f.id);
+      let i = next < index.count && index.ids[next] === f.id ? next : index.find(f.id);
+      if (i >= 0) next = i + 1;
       if (i >= 0 && c.sameFile && !c.sameFile(f.id)) i = -1;
       // A second report of one id (a reader naming a file twice) is the first one's.
       if (i >= 0 && index.seen[i] & c.seen) return;
