@@ -63,6 +63,8 @@ export interface Anomaly {
   message: string;
   /** Volume bytes concerned, where known. */
   ranges?: RangeSet;
+  /** Cases of this kind the message stands for, where the reader counts them. */
+  count?: number;
 }
 
 export interface VolumeScan {

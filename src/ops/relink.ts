@@ -108,7 +108,7 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
     if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
     const proof = await prove({
       fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal,
-      child: { path: child, meta: vhd.meta, stat: childStat },
+      child: { path: child, meta: vhd.meta, stat: childStat }, childVhd: vhd,
       candidate: { path: cand.path, meta: cand.meta, stat: cand.stat },
       chain, force: opts.force ?? false, ignoreIdMismatch: opts.ignoreIdMismatch ?? false,
     });
