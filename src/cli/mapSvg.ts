@@ -10,6 +10,7 @@
  * segment per column per strip (a few hundred KiB for a 2 TiB disk).
  */
 import type { RangeSet } from '../guest/ranges.js';
+import { fmtBytes } from '../plural.js';
 
 export type LeafClass = 'file' | 'metadata' | 'free' | 'outside' | 'unknown';
 
@@ -112,7 +113,7 @@ function leafStrip(p: MapPicture): string[] {
   ];
   CLASSES.forEach((k, i) => {
     const d = segments((c) => winner[c] === i, TOP, LEAF_H);
-    if (d) out.push(`<path fill="${k.color}" d="${d}"><title>${esc(`${k.label}: ${fmt(p.leaf[k.key].bytes)}`)}</title></path>`);
+    if (d) out.push(`<path fill="${k.color}" d="${d}"><title>${esc(`${k.label}: ${fmtBytes(p.leaf[k.key].bytes)}`)}</title></path>`);
   });
   return out;
 }
@@ -124,7 +125,7 @@ function layerStrip(size: number, l: { label: string; blocks: RangeSet }, y: num
     `<text x="10" y="${y + LAYER_H - 4}">${esc(clip(l.label, 22))}<title>${esc(l.label)}</title></text>`,
     `<rect x="${LEFT}" y="${y}" width="${W}" height="${LAYER_H}" fill="#f2f2f2" stroke="#cccccc"/>`,
   ];
-  if (d) out.push(`<path fill="${LAYER_COLOR}" d="${d}"><title>${esc(`${l.label}: ${fmt(l.blocks.bytes)} in blocks`)}</title></path>`);
+  if (d) out.push(`<path fill="${LAYER_COLOR}" d="${d}"><title>${esc(`${l.label}: ${fmtBytes(l.blocks.bytes)} in blocks`)}</title></path>`);
   return out;
 }
 
@@ -144,7 +145,7 @@ function partitionMarks(p: MapPicture, top: number, bottom: number): string[] {
 function legend(p: MapPicture, top: number): string[] {
   return CLASSES.map((k, i) => {
     const y = top + i * 18;
-    return `<rect x="${LEFT}" y="${y}" width="12" height="12" fill="${k.color}"/><text x="${LEFT + 18}" y="${y + 10}">${esc(`${k.label}: ${fmt(p.leaf[k.key].bytes)}`)}</text>`;
+    return `<rect x="${LEFT}" y="${y}" width="12" height="12" fill="${k.color}"/><text x="${LEFT + 18}" y="${y + 10}">${esc(`${k.label}: ${fmtBytes(p.leaf[k.key].bytes)}`)}</text>`;
   });
 }
 
@@ -152,12 +153,6 @@ function clip(s: string, n: number): string {
   return s.length <= n ? s : `${s.slice(0, Math.max(1, n - 1))}…`;
 }
 
-function fmt(n: number): string {
-  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(2)} MiB`;
-  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
-}
 
 function esc(s: string): string {
   return s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!)

@@ -73,6 +73,8 @@ export async function writeRewrite(
   ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
   atomic: {
     replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void>;
+    /** Keep the replaced file's times (see AtomicOptions.keepTimes). */
+    keepTimes?: boolean;
     /** A further check of the fsynced temporary, after its structure verified (rebase proves the whole view with it). */
     verifyMore?: (temp: string) => Promise<void>;
   },
@@ -118,6 +120,7 @@ export async function writeRewrite(
   }, {
     replace: atomic.replace,
     mode: atomic.mode,
+    keepTimes: atomic.keepTimes,
     verify: async (temp) => {
       ctx.progress.start('verifying', 0);
       try {

@@ -5,6 +5,7 @@
  */
 import type { ByteSource } from './source.js';
 import type { FsKind, Volume } from './volume.js';
+import { ntfsReader } from './ntfs/index.js';
 import { fatReader } from './fat/volume.js';
 import { extReader } from './ext/index.js';
 import { swapReader } from './swap.js';
@@ -24,6 +25,7 @@ export interface VolumeReader {
 export type { FsKind };
 
 export const READERS: VolumeReader[] = [
+  ntfsReader,
   fatReader,
   extReader,
   swapReader,

@@ -131,6 +131,8 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       }
       const r = await writeRewrite(runCtx, spec, resolver, plan, target, {
         replace: !opts.output || (opts.force ?? false), mode, decide: opts.output ? undefined : decide,
+        // In place, the disk keeps its content and identity, so its children's parent time stamp stays true.
+        keepTimes: !opts.output,
         beforePublish: async () => {
           await checked();
           await assertUnchanged(fs, chain!.layersLeafFirst);

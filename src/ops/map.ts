@@ -9,6 +9,7 @@
  * combination is range arithmetic on RangeSets, exact to the sector whatever
  * the alignment of partitions against bitmap bytes and blocks.
  */
+import * as path from 'node:path';
 import { openChain } from '../chain/openChain.js';
 import { ChainReader } from '../chain/reader.js';
 import { chainSource } from '../chain/guestSource.js';
@@ -22,6 +23,7 @@ import type { Anomaly, FsKind, GuestFile, VolumeScan } from '../guest/volume.js'
 import type { LeafClass, MapPicture } from '../cli/mapSvg.js';
 import { VhdToolError } from '../errors.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
+import { fmtBytes } from '../plural.js';
 
 export interface MapOptions {
   fs?: FileSystem;
@@ -223,9 +225,9 @@ function alignment(start: number, blockSize: number | null, clusterSize: number 
 
 function picture(chain: Chain, blocks: RangeSet[], classes: Record<LeafClass, RangeSet>, r: MapResult): MapPicture {
   return {
-    title: `${chain.layersLeafFirst[0].path}: ${r.leafBytes} bytes held by the leaf`,
+    title: `${path.basename(chain.layersLeafFirst[0].path)}: ${fmtBytes(r.leafBytes)} held by the leaf, on a ${fmtBytes(r.virtualSize)} disk`,
     size: r.virtualSize,
-    layers: chain.layersLeafFirst.map((l, i) => ({ label: `${i === 0 ? 'leaf' : `parent ${i}`}: ${l.path}`, blocks: blocks[i] })),
+    layers: chain.layersLeafFirst.map((l, i) => ({ label: `${i === 0 ? 'leaf' : `parent ${i}`}: ${path.basename(l.path)}`, blocks: blocks[i] })),
     leaf: classes,
     partitions: r.partitions.map((p) => ({ start: p.start, end: p.start + p.size, label: `${p.index}: ${p.fileSystem === 'unknown' ? (p.detected ?? 'unknown') : p.fileSystem}` })),
   };

@@ -191,6 +191,8 @@ async function rewriteInto(
       : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
         replace: publish.inPlace ? true : (opts.force ?? false),
         mode,
+        // Shortening in place keeps the leaf's content and identity: its times too.
+        keepTimes: publish.inPlace,
         beforePublish: async () => {
           await checked();
           await assertUnchanged(fs, layers.slice(0, publish.inPlace ? layers.length : k + 1));
