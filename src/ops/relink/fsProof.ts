@@ -46,6 +46,7 @@ import { RangeSet } from '../../guest/ranges.js';
 import { sliceSource, type ByteSource } from '../../guest/source.js';
 import type { Anomaly, Volume, VolumeScan, VolumeStateName } from '../../guest/volume.js';
 import type { ProofContext, StepResult } from './proof.js';
+import { fmtBytes, plural } from '../../plural.js';
 
 /** Anomaly kinds that describe a volume, not a contradiction in it: never evidence. */
 const INFORMATIONAL = new Set(['bpb', 'external-journal']);
@@ -272,7 +273,7 @@ async function judgePartition(view: PartitionView, held: RangeSet, diskRead: () 
   }
   out.state = scan.state.state;
   out.stateReasons = scan.state.reasons;
-  const scanned = `${scan.files} files and ${scan.directories} directories`;
+  const scanned = `${plural(scan.files, 'file')} and ${plural(scan.directories, 'directory', 'directories')} read`;
   const evidence = scan.anomalies.filter((a) => !INFORMATIONAL.has(a.kind));
   if (evidence.length === 0) {
     out.verdict = 'consistent';
@@ -387,20 +388,9 @@ function describe(a: FoundAnomaly): string {
   return `${a.kind}${a.bytes !== null ? ` (${a.bytes} bytes)` : ''}: ${a.message}`;
 }
 
-const SIZE_UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-function human(n: number): string {
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < SIZE_UNITS.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${SIZE_UNITS[u]}`;
-}
-
 function label(p: PartitionCheck): string {
   const what = p.fileSystem === 'unknown' ? (p.detected ?? 'unknown') : p.fileSystem;
-  return `partition ${p.index} (${what}, child holds ${human(p.childBytes)})`;
+  return `partition ${p.index} (${what}, child holds ${fmtBytes(p.childBytes)})`;
 }
 
 /** The step's status and one-line evidence, from the partitions' verdicts. */
@@ -408,8 +398,8 @@ export function decide(f: FileSystemsCheck): Pick<StepResult, 'status' | 'eviden
   const parts = f.partitions.map((p) => `${label(p)}: ${p.verdict}: ${p.note}`);
   const limits: string[] = [];
   for (const p of f.partitions) if (p.verdict === 'not-proven') limits.push(`${label(p)}: ${p.note}`);
-  if (f.outsideChildBytes > 0 && !f.table) limits.push(`${human(f.outsideChildBytes)} the child holds outside every partition (partition tables, boot code, gaps) are not checked`);
-  const cost = `; read ${human(f.bytesRead)} of guest metadata in ${(f.durationMs / 1000).toFixed(2)} s`;
+  if (f.outsideChildBytes > 0 && !f.table) limits.push(`${fmtBytes(f.outsideChildBytes)} the child holds outside every partition (partition tables, boot code, gaps) are not checked`);
+  const cost = `; read ${fmtBytes(f.bytesRead)} of guest metadata in ${(f.durationMs / 1000).toFixed(2)} s`;
   if (f.table) {
     if (f.table.candidateReads) return { status: 'failed', override: null, evidence: `composing breaks the partition table: ${f.table.error}; the candidate alone reads its own${cost}`, limits };
     limits.push(`the composed disk's partition table cannot be read (${f.table.error}): no file system was checked`);
