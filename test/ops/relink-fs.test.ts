@@ -10,6 +10,7 @@
  * touch and content vhdtool does not read are reported as documented.
  */
 import { copyFileSync, mkdirSync, readFileSync, renameSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -24,7 +25,8 @@ import { patternBytes } from '../../src/synth/random.js';
 import { contentHash } from '../helpers/hash.js';
 import { runCli } from '../helpers/cliRun.js';
 import { blankImage, embed, HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_SFDISK, partition, run } from '../helpers/guest.js';
-import { HAVE_FUSE, scanImage, withMounted } from '../helpers/ntfsImages.js';
+import { HAVE_FUSE, HAVE_TSK, scanImage, withMounted } from '../helpers/ntfsImages.js';
+import { HAVE_REAL, REAL_DIR } from '../helpers/real.js';
 import {
   childOf, composedImage, diskOf, extScene, fatScene, fsck, HAVE_E2FSCK, HAVE_FSCK_FAT, HAVE_NTFSCLONE, ntfsScene, sectorDiff, type Scene,
 } from '../helpers/relinkScenes.js';
@@ -295,6 +297,39 @@ describe.skipIf(!HAVE_FUSE)('guest-filesystems: NTFS records at the seam between
     expect(part.introduced).toEqual([]);
     expect(part.childOwn.map((a) => [a.kind, a.bytes])).toEqual([['torn-record', 1024]]);
     expect(part.note).toMatch(/wholly inside the child: its own, whatever its parent/);
+  });
+});
+
+describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('guest-filesystems: NTFS directories that name records the child does not have', () => {
+  it('the other writer only added files to a directory the child never touched: its index names records past the child\'s $MFT: refused (bad-index); istat finds no such records', async () => {
+    const scene = await ntfsScene(tempDir('vhdtool-relinkfs-'));
+    scene.other = path.join(scene.dir, 'other-new.img');
+    copyFileSync(scene.template, scene.other);
+    await withMounted(scene.other, (m) => { for (let i = 0; i < 3; i++) writeFileSync(path.join(m, 'data', `y${i}.bin`), patternBytes(100 * 1024, 20 + i)); });
+    const l = await linked(scene);
+    const err = await refusal(l.child, l.other);
+    const part = fsCheck(err.data.proof).fileSystems!.partitions[0];
+    expect(part.verdict).toBe('inconsistent');
+    expect(part.introduced.map((a) => a.kind)).toEqual(['bad-index']);
+    const records = [...part.introduced[0].message.matchAll(/names MFT record (\d+) \('(y\d\.bin)'\), which is not in use/g)].map((m) => [Number(m[1]), m[2]] as const);
+    expect(records.map((r) => r[1])).toEqual(['y1.bin', 'y2.bin']);
+    // Sleuth Kit on the composed image: fls lists data/y1.bin from data's index (it stops at the next dangling
+    // entry), and istat finds neither record in the $MFT.
+    const composed = composedImage(scene, path.join(scene.dir, 'composed.img'));
+    expect(run('fls', ['-r', '-p', composed])).toMatch(new RegExp(`${records[0][0]}:\\tdata/y1\\.bin`));
+    for (const [r] of records) expect(spawnSync('istat', [composed, String(r)], { encoding: 'utf8' }).stderr).toMatch(/too large/);
+  });
+});
+
+describe.skipIf(!HAVE_REAL)('guest-filesystems on differencing disks Windows made', () => {
+  it('dfvfs\' fat-differential.vhd and ntfs-differential.vhd over their real parents: consistent, nothing introduced (a dry run: the fixtures are never written)', async () => {
+    for (const [child, parent, fs] of [['fat-differential.vhd', 'fat-parent.vhd', 'fat12'], ['ntfs-differential.vhd', 'ntfs-parent.vhd', 'ntfs']]) {
+      const r = await relink(path.join(REAL_DIR, child), { parent: path.join(REAL_DIR, parent), dryRun: true, threads: 0 });
+      const c = fsCheck(r.proof);
+      expect([c.status, r.refusal], child).toEqual(['passed', null]);
+      expect(c.fileSystems!.partitions.map((p) => [p.index, p.fileSystem, p.verdict, p.introduced.length]), child).toEqual([[1, fs, 'consistent', 0]]);
+      expect(c.fileSystems!.partitions[0].childBytes, child).toBeGreaterThan(0);
+    }
   });
 });
 

@@ -303,7 +303,8 @@ async function judgePartition(view: PartitionView, held: RangeSet, diskRead: () 
 
 async function scanVolume(v: Volume, signal?: AbortSignal): Promise<VolumeScan> {
   try {
-    return await v.scan({ signal });
+    // Directory indexes too (NTFS): a second statement of the tree, in other sectors than the records.
+    return await v.scan({ signal, indexes: true });
   } catch (e) {
     // A reader may reject with the signal's own reason.
     checkAbort(signal);
