@@ -20,6 +20,7 @@ import { SECTOR } from '../format/index.js';
 import type { Chain } from '../chain/chain.js';
 import type { ChainResolver, Piece } from '../chain/resolve.js';
 import type { CompareTask } from './tasks.js';
+import type { DropIndex, DropTally } from './dropIndex.js';
 
 export interface RewriteSpec {
   chain: Chain;
@@ -31,6 +32,12 @@ export interface RewriteSpec {
   virtualSize: number;
   /** Largest unit, in sectors (a divisor of the block's sector count). */
   unitSectors: number;
+  /**
+   * compact --free-space: sectors to leave out of the output whatever they
+   * hold (free clusters, opted-in files). They are removed from the source
+   * runs: neither compared nor kept.
+   */
+  drops?: DropIndex;
 }
 
 export interface UnitPlan {
@@ -48,6 +55,8 @@ export interface UnitPlan {
   task: CompareTask | null;
   /** Runs [first, count] (unit-relative) of sectors whose data comes from a source layer (not zeros). */
   dataRuns: number[];
+  /** Source sectors the drop plan removed from this unit. */
+  planned: number;
 }
 
 export interface PlanCounters {
@@ -55,6 +64,8 @@ export interface PlanCounters {
   blocksVisited: number;
   /** Visited blocks where no source sector exists at all (allocated, empty bitmap). */
   emptyBlocks: number;
+  /** With a drop plan: the sectors it removed, by reason and partition. */
+  tally?: DropTally;
 }
 
 /** Output blocks where any source layer holds data, ascending. */
@@ -102,6 +113,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
   const spb = spec.blockSize / SECTOR;
   const totalSectors = spec.virtualSize / SECTOR;
   const unit = Math.min(spec.unitSectors, spb);
+  spec.drops?.reset();
   for (const block of visitedBlocks(spec)) {
     counters.blocksVisited++;
     const blockStart = block * spb;
@@ -110,12 +122,14 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
     for (let s = blockStart; s < blockEnd; s += unit) {
       const n = Math.min(unit, blockEnd - s);
       const pieces = resolver.resolveRange(0, s, n, k);
-      const srcPieces = pieces.filter((p) => p.layer !== -2);
+      let srcPieces = pieces.filter((p) => p.layer !== -2);
+      let planned = 0;
+      if (srcPieces.length > 0) anySource = true;
+      if (spec.drops && counters.tally && srcPieces.length > 0) ({ pieces: srcPieces, removed: planned } = spec.drops.cut(srcPieces, counters.tally));
       const dataRuns: number[] = [];
       for (const p of srcPieces) if (p.layer >= 0) dataRuns.push(p.sector - s, p.count);
       let task: CompareTask | null = null;
       if (srcPieces.length > 0) {
-        anySource = true;
         let ref: number[] | null = null;
         if (k < layers.length) {
           const refPieces: Piece[] = [];
@@ -126,7 +140,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
       }
       yield {
         block, firstSector: s, offsetInBlock: s - blockStart, sectors: n,
-        lastInBlock: s + unit >= blockEnd, task, dataRuns,
+        lastInBlock: s + unit >= blockEnd, task, dataRuns, planned,
       };
     }
     if (!anySource) counters.emptyBlocks++;
