@@ -193,7 +193,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       durationMs: Date.now() - t0,
     };
     if (dropPlan) {
-      const report = freeSpaceReport(dropPlan, stats);
+      const report = freeSpaceReport(dropPlan, stats, m.type);
       for (const r of ['freeSpace', 'pagefile', 'swapfile', 'hiberfil', 'swap'] as const) result.sectors[r] = report.bytes[r] / 512;
       result.blocks.freed = stats.blocksFreed;
       result.freeSpace = report;

@@ -46,11 +46,19 @@ export function emptyReasons(): ReasonBytes {
   return Object.fromEntries(DROP_REASONS.map((r) => [r, 0])) as ReasonBytes;
 }
 
-export function freeSpaceReport(plan: DropPlan, stats: RewriteStats): FreeSpaceReport {
+/**
+ * The report of a rewrite with a drop plan. For a dynamic disk the compare
+ * kernel's reasons are 0, as in compact's own figures: a zero sector there
+ * is only reclaimed with its whole block (blocks.zero).
+ */
+export function freeSpaceReport(plan: DropPlan, stats: RewriteStats, type: 'dynamic' | 'differencing'): FreeSpaceReport {
   const tally = stats.tally!;
   const bytesOf = (slot?: number): ReasonBytes => {
     const out = emptyReasons();
-    for (const r of DROP_REASONS) out[r] = tally.get(r, slot) * SECTOR;
+    for (const r of DROP_REASONS) {
+      if (type === 'dynamic' && (r === 'sameAsParent' || r === 'zeroOverZero')) continue;
+      out[r] = tally.get(r, slot) * SECTOR;
+    }
     return out;
   };
   return {

@@ -1,9 +1,9 @@
-import { InvalidArgumentError, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { CompactResult } from '../../ops/compact.js';
 import { DROP_KINDS, type DropKind } from '../../plan/dropPlan.js';
 import { VhdToolError } from '../../errors.js';
 import { plural } from '../../plural.js';
-import { fmtBytes, json, parseThreads, progressFor, type CliIO } from '../context.js';
+import { fmtBytes, json, parseDrops, parseThreads, progressFor, type CliIO } from '../context.js';
 
 export function registerCompact(program: Command, io: CliIO, done: (code: number) => void): void {
   program
@@ -37,17 +37,6 @@ export function registerCompact(program: Command, io: CliIO, done: (code: number
 interface CompactFlags {
   output?: string; parent?: string; dryRun?: boolean; force?: boolean; threads?: number; json?: boolean; progress?: boolean;
   freeSpace?: boolean; drop?: DropKind[];
-}
-
-/** "pagefile,hiberfil" -> the drop kinds; unknown names are a usage error. */
-export function parseDrops(v: string): DropKind[] {
-  const out: DropKind[] = [];
-  for (const name of v.split(',').map((x) => x.trim()).filter(Boolean)) {
-    if (!(DROP_KINDS as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown drop "${name}"; one or more of ${DROP_KINDS.join(', ')}`);
-    if (!out.includes(name as DropKind)) out.push(name as DropKind);
-  }
-  if (out.length === 0) throw new InvalidArgumentError(`name one or more of ${DROP_KINDS.join(', ')}`);
-  return out;
 }
 
 function renderCompact(io: CliIO, r: CompactResult): void {
