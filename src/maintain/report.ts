@@ -246,8 +246,11 @@ function fmt(n: number): string {
 export function describeAction(a: ActionReport): string {
   const dry = a.dryRun;
   switch (a.action) {
-    case 'compact':
-      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}`;
+    case 'compact': {
+      const planned = a.droppedBytes ? (['freeSpace', 'pagefile', 'swapfile', 'hiberfil', 'swap'] as const).filter((k) => a.droppedBytes![k] > 0) : [];
+      const why = planned.length ? ` (dropping ${planned.map((k) => `${k} ${fmt(a.droppedBytes![k])}`).join(', ')})` : '';
+      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}${why}`;
+    }
     case 'coalesce':
       return `${dry ? 'would shorten' : 'shortened'}: coalesced with its parent ${a.parent}; ${a.newParent ? `now over ${a.newParent}` : 'now standalone'}`;
     case 'remove-orphan':
