@@ -15,13 +15,14 @@ import { randomFillSync } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { bitmapBytes, dateToVhdTime, setRange, SECTOR, type Uuid } from '../src/format/index.js';
-import { nodeFileSystem, type RandomAccessFile } from '../src/io/fsys.js';
+import { nodeFileSystem, readExact, type RandomAccessFile } from '../src/io/fsys.js';
 import { hyperVLocators, newFooter, newHeader } from '../src/vhd/build.js';
+import { openVhd } from '../src/vhd/image.js';
 import { SparseWriter } from '../src/vhd/writer.js';
 import { mulberry32 } from '../src/synth/random.js';
 
 /** Bump one when its generator below changes what it writes: the cache key of each data set. */
-export const GEN_VERSION = { chain: 'g1', scale: 'g2', tree: 'g1' } as const;
+export const GEN_VERSION = { chain: 'g1', scale: 'g2', tree: 'g1', rebase: 'g1' } as const;
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -309,6 +310,73 @@ export async function ensureChain(cacheRoot: string, spec: ChainSpec, name: stri
   };
   writeFileSync(metaFile, JSON.stringify(meta, null, 2) + '\n');
   return meta;
+}
+
+// ---------------------------------------------------------------------------
+// The updated template for `rebase`: parent-v2.vhd, a standalone dynamic disk
+// made from the benchmark chain's parent as a template update makes it: one
+// parent block in 8 rewritten, one in 16 removed, and new blocks where the
+// parent has none (half of them under the child's own blocks). Rebasing the
+// child onto it must give flat.vhd's content.
+
+export interface UpdatedParentMeta {
+  generator: string;
+  parentV2: string;
+  blocks: number;
+  dataBytes: number;
+  fileBytes: number;
+  rewritten: number;
+  removed: number;
+  added: number;
+  generatedAt: string;
+}
+
+export async function ensureUpdatedParent(cacheRoot: string, m: ChainMeta, name: string, log: (s: string) => void): Promise<UpdatedParentMeta> {
+  const dir = path.join(cacheRoot, `${name}-${GEN_VERSION.rebase}`);
+  const metaFile = path.join(dir, 'meta.json');
+  if (existsSync(metaFile)) return JSON.parse(readFileSync(metaFile, 'utf8')) as UpdatedParentMeta;
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  log('  generating the updated parent for rebase');
+  const src = await openVhd(nodeFileSystem, m.parent);
+  const child = await openVhd(nodeFileSystem, m.child);
+  try {
+    const { virtualSize, blockSize } = m.spec;
+    const pm = src.meta;
+    const rnd = mulberry32(m.spec.seed ^ 0x2e_ba5e);
+    const parentSet = [...pm.bat!.allocated()].sort((a, b) => a - b);
+    const childSet = new Set(child.meta.bat!.allocated());
+    const fate = new Map<number, 'rewritten' | 'removed' | 'kept'>(parentSet.map((b) => {
+      const r = rnd();
+      return [b, r < 0.125 ? 'rewritten' : r < 0.1875 ? 'removed' : 'kept'];
+    }));
+    const free = Array.from({ length: Math.ceil(virtualSize / blockSize) }, (_, i) => i).filter((b) => !fate.has(b));
+    const underChild = take(free.filter((b) => childSet.has(b)), Math.min(16, free.filter((b) => childSet.has(b)).length), rnd);
+    const elsewhere = take(free.filter((b) => !childSet.has(b)), 16, rnd);
+    const added = new Set([...underChild, ...elsewhere]);
+    const order = [...parentSet.filter((b) => fate.get(b) !== 'removed'), ...added].sort((a, b) => a - b);
+    const file = path.join(dir, 'parent-v2.vhd');
+    const L = await openLayer(file, 'dynamic', virtualSize, blockSize, order, null);
+    const full = new Uint8Array(bitmapBytes(blockSize)).fill(0xff);
+    const data = new Uint8Array(blockSize);
+    for (const b of order) {
+      if (fate.get(b) === 'kept') await readExact(src.file, data, 0, blockSize, pm.bat!.get(b)! * SECTOR + pm.bitmapSize);
+      else randomFillSync(data);
+      await putBlock(L, b, full, data);
+    }
+    await closeLayer(L);
+    const count = (f: string) => [...fate.values()].filter((x) => x === f).length;
+    const meta: UpdatedParentMeta = {
+      generator: GEN_VERSION.rebase, parentV2: file, blocks: order.length, dataBytes: order.length * blockSize,
+      fileBytes: statSync(file).size, rewritten: count('rewritten'), removed: count('removed'), added: added.size,
+      generatedAt: new Date().toISOString(),
+    };
+    writeFileSync(metaFile, JSON.stringify(meta, null, 2) + '\n');
+    return meta;
+  } finally {
+    await src.close();
+    await child.close();
+  }
 }
 
 // ---------------------------------------------------------------------------

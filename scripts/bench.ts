@@ -29,7 +29,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ensureChain, ensureScaleChain, ensureTree, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta } from './bench-gen.js';
+import { ensureChain, ensureScaleChain, ensureTree, ensureUpdatedParent, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta, type UpdatedParentMeta } from './bench-gen.js';
 import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -45,7 +45,7 @@ const RSS_LIMIT_MIB = 256;
 const USAGE = `usage: node dist/scripts/bench.js [options]
   --quick            1 run of each operation (smoke test)
   --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
-  --only LIST        comma-separated: cat,dd,qemu,compact,merge,compare,info,scale,maintain
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
@@ -94,7 +94,7 @@ function parseArgs(argv: string[]): Options {
       default: usage(`unknown option ${a}`);
     }
   }
-  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'compare', 'info', 'scale', 'maintain'];
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain'];
   for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
   return o;
 }
@@ -161,7 +161,7 @@ function compareBytesOf(m: ChainMeta): number {
   return m.parentDataBytes + m.childDataBytes + m.flatDataBytes;
 }
 
-function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[]; speedups: { t1: string; tn: string; goal?: number; label: string }[] } {
+function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, threadsDefault: number, o: Options): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[]; speedups: { t1: string; tn: string; goal?: number; label: string }[] } {
   const dir = path.dirname(m.child);
   const out = (n: string) => path.join(dir, `out-${n}.vhd`);
   const catAllBytes = m.parentFileBytes + m.childFileBytes + m.flatFileBytes;
@@ -228,6 +228,25 @@ function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[];
       output: out('merge'), bytes: mergeBytes, bytesNote: 'parent + child data', verify: mergeCheck,
     });
   }
+  if (up) {
+    // rebase: the child onto an updated template, as a new file; the result over parent-v2 must read as flat.vhd.
+    add({
+      id: 'rebase-tn', group: 'rebase', vhdtool: true,
+      label: `vhdtool rebase child --onto parent-v2 --output (default: ${threadsDefault} threads)`,
+      argv: node('rebase', m.child, '--onto', up.parentV2, '--output', out('rebase'), '--force', '--no-progress', '--json'),
+      output: out('rebase'), bytes: mergeBytes + up.dataBytes, bytesNote: 'parent + child + parent-v2 data',
+      verify: (s) => {
+        let note = '';
+        try {
+          const j = JSON.parse(s.stdout) as { blocks?: number; bytesWritten?: number; verifiedBytes?: number };
+          note = `${j.blocks} blocks, ${((j.bytesWritten ?? 0) / MiB).toFixed(0)} MiB written, ${((j.verifiedBytes ?? 0) / MiB).toFixed(0)} MiB proven after writing`;
+        } catch {
+          note = 'FAIL: no JSON result';
+        }
+        return [note, verifyAgainstFlat(out('rebase'))()].filter(Boolean).join('; ');
+      },
+    });
+  }
   add({ id: 'cat-all', group: 'cat', label: '`cat` child + parent + flat.vhd', argv: sh('cat "$1" "$2" "$3" > /dev/null', m.child, m.parent, m.flat), bytes: catAllBytes, bytesNote: 'both chains\' files' });
   for (const t of [1, 0]) {
     const th = t ? ['--threads', String(t)] : [];
@@ -255,6 +274,7 @@ function mainOps(m: ChainMeta, threadsDefault: number, o: Options): { ops: Op[];
     { op: 'compact-tn', baseline: 'compact-base', target: 1.0, goal: 0.7 },
     { op: 'merge-t1', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
     { op: 'merge-tn', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
+    { op: 'rebase-tn', baseline: 'merge-tn', target: 1.2 },
     { op: 'compare-t1', baseline: 'cat-all', target: 1.0 },
     { op: 'compare-tn', baseline: 'cat-all', target: 1.0 },
     { op: 'compare-tn-env', baseline: 'cat-all', target: 1.0 },
@@ -406,9 +426,9 @@ function machine(): Record<string, string | number> {
 
 /** Removes data sets of older generator versions (each is GBs). */
 function pruneCache(): void {
-  const current: Record<string, string> = { chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree };
+  const current: Record<string, string> = { chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase };
   for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
-    const m = /^(chain|chain-small|scale|tree)-(g\d+)$/.exec(e.name);
+    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small)-(g\d+)$/.exec(e.name);
     if (e.isDirectory() && m && current[m[1]] !== m[2]) {
       log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
       rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
@@ -432,7 +452,7 @@ async function main(): Promise<void> {
   const mach = machine();
   log(`vhdtool bench: ${o.runs} run(s) each; peak RSS via ${mode}; cache ${cacheRoot}`);
 
-  const mainGroups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'compare', 'info'];
+  const mainGroups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info'];
   const rows: Row[] = [];
   const sections: { title: string; rows: Row[]; extra: string[] }[] = [];
   const json: Record<string, unknown> = { machine: mach, options: { ...o, only: o.only ? [...o.only] : null }, generators: GEN_VERSION, rusage: mode };
@@ -442,9 +462,11 @@ async function main(): Promise<void> {
     log('preparing the benchmark chain');
     const m = await ensureChain(cacheRoot, o.small ? SMALL_CHAIN : MAIN_CHAIN, o.small ? 'chain-small' : 'chain', log);
     json.chain = m;
-    const plan = mainOps(m, threadsDefault, o);
+    const up = wants('rebase') ? await ensureUpdatedParent(cacheRoot, m, o.small ? 'rebase-small' : 'rebase', log) : null;
+    json.updatedParent = up;
+    const plan = mainOps(m, up, threadsDefault, o);
     log('warming the page cache');
-    spawnSync('cat', [m.parent, m.child, m.flat], { stdio: ['ignore', 'ignore', 'inherit'] });
+    spawnSync('cat', [m.parent, m.child, m.flat, ...(up ? [up.parentV2] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
     spawnSync(process.execPath, [vhdtool, '--version'], { stdio: 'ignore' });
     const res = await runAll(plan.ops, o, mode);
     const secRows: Row[] = [];
@@ -480,7 +502,7 @@ async function main(): Promise<void> {
       row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
       row.verdict = rs.goal !== undefined && row.ratio <= rs.goal ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
     }
-    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'node-start', 'info'];
+    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'rebase-tn', 'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'node-start', 'info'];
     for (const id of order) { const r = byId.get(id); if (r) secRows.push(r); }
     const extra: string[] = [];
     for (const sp of plan.speedups) {

@@ -7,7 +7,9 @@
  *  2. absolute locators (W2ku, MacX, Wi2k): a POSIX absolute path as written,
  *     then (for any absolute path, Windows ones included) its file name beside
  *     the child;
- *  3. the header's Parent Unicode Name (its file name) beside the child.
+ *  3. the header's Parent Unicode Name: a relative path (as vhdtool's create
+ *     and relink write it, "../golden/base.vhd") from the child's directory,
+ *     then its file name beside the child.
  *
  * Locator paths are untrusted: they are only ever opened for reading, and the
  * parent's UUID must match before anything is read from it.
@@ -65,6 +67,9 @@ export function parentCandidates(childPath: string, locators: LocatorInfo[], par
       else if (!isWindowsAbsolute(v)) add(windowsRelativeToPosix(v), `${kind} locator`);
       add(baseName(v), `${kind} locator (file name)`);
     }
+  }
+  if (parentName && /[\\/]/.test(parentName) && !isWindowsAbsolute(parentName) && !parentName.startsWith('/')) {
+    add(windowsRelativeToPosix(parentName), 'parent name (relative path)');
   }
   if (parentName) add(baseName(parentName), 'parent name');
   return out;

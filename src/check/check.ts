@@ -7,20 +7,23 @@
  */
 import { VhdToolError } from '../errors.js';
 import {
-  SECTOR, geometryCapacity, isMaxGeometry, dateToVhdTime, decodeBat, isZero, vhdTimeToIso,
+  SECTOR, geometryCapacity, isMaxGeometry, dateToVhdTime, vhdTimeToIso,
 } from '../format/index.js';
-import { readAt, type FileSystem } from '../io/fsys.js';
+import type { FileSystem } from '../io/fsys.js';
 import { openChain } from '../chain/openChain.js';
 import { baseName } from '../chain/candidates.js';
 import { earlierIssues, openVhd, type Vhd, type VhdMeta } from '../vhd/image.js';
 import { IssueList, type Issue } from '../vhd/issues.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import { findDirtyUnsetSectors } from './unset.js';
+import { describeOrphan, describeTail, scanGaps } from './gaps.js';
 
 export interface CheckOptions {
   parent?: string;
   /** Skip reading block data (the bitmap invariant); metadata only. */
   fast?: boolean;
+  /** Stops the data read (the bitmap invariant) with INTERRUPTED. */
+  signal?: AbortSignal;
 }
 
 export interface CheckReport {
@@ -51,10 +54,9 @@ export async function checkDisk(fs: FileSystem, file: string, runner: TaskRunner
     issues.items.push(...m.issues);
     checkFooterFields(m, issues);
     if (m.type !== 'fixed') {
-      await checkSpareEntries(vhd, issues);
-      await checkTail(vhd, issues);
+      await checkGaps(vhd, issues);
       if (!opts.fast) {
-        const dirty = await findDirtyUnsetSectors(vhd, runner);
+        const dirty = await findDirtyUnsetSectors(vhd, runner, undefined, opts.signal);
         for (const d of dirty.slice(0, 10)) {
           issues.error('bitmap-clear-data', `block ${d.block}: ${d.count} sector(s) hold data where the bitmap is clear (first at sector ${d.block * (m.blockSize! / SECTOR) + d.sectors[0]})`);
         }
@@ -96,38 +98,17 @@ function checkFooterFields(m: VhdMeta, issues: IssueList): void {
   if (f.currentSize > 2040 * 1024 ** 3 && m.type !== 'fixed') issues.warn('size-limit', `current size ${f.currentSize} exceeds the 2040 GiB the specification allows`);
 }
 
-/** BAT entries past what the size needs: should be unused; allocated ones are reported. */
-async function checkSpareEntries(vhd: Vhd, issues: IssueList): Promise<void> {
-  const m = vhd.meta;
-  const h = m.header!;
-  let spare = h.maxTableEntries - m.blockCount;
-  let index = m.blockCount;
-  let allocated = 0;
-  const chunk = 65536;
-  while (spare > 0) {
-    const n = Math.min(chunk, spare);
-    const bat = decodeBat(await readAt(vhd.file, h.tableOffset + index * 4, n * 4), n);
-    allocated += bat.countAllocated();
-    index += n;
-    spare -= n;
-  }
-  if (allocated > 0) issues.warn('bat-spare', `${allocated} BAT entries past the end of the disk are allocated (their data is not visible)`);
-}
-
-/** Space between the last structure and the footer (Windows leaves a zero-filled gap). */
-async function checkTail(vhd: Vhd, issues: IssueList): Promise<void> {
-  const m = vhd.meta;
-  let end = 0;
-  for (const r of m.regions) if (r.name !== 'footer' && r.end > end) end = r.end;
-  const gap = m.footerOffset - end;
-  if (gap <= 0) return;
-  let zero = true;
-  const chunk = 1 << 20;
-  for (let off = end; off < m.footerOffset && zero; off += chunk) {
-    const n = Math.min(chunk, m.footerOffset - off);
-    zero = isZero(await readAt(vhd.file, off, n));
-  }
-  issues.warn('tail-gap', `${gap} ${zero ? 'zero' : 'non-zero'} bytes between the last block and the footer`);
+/**
+ * Spare BAT entries (past what the size needs) should be unused; gaps between
+ * structures must be zero (Windows' zero-filled tail is a warning); anything
+ * else there may be the data of a block whose BAT entry was lost.
+ */
+async function checkGaps(vhd: Vhd, issues: IssueList): Promise<void> {
+  const g = await scanGaps(vhd);
+  if (g.spareAllocated > 0) issues.warn('bat-spare', `${g.spareAllocated} BAT entries past the end of the disk are allocated (their data is not visible)`);
+  if (g.tail && g.tail.zero) issues.warn('tail-gap', describeTail(g.tail));
+  for (const o of g.orphans.slice(0, 10)) issues.error('orphan-data', describeOrphan(o));
+  if (g.orphans.length > 10) issues.error('orphan-data', `${g.orphans.length - 10} more gaps hold data no structure accounts for`);
 }
 
 export function describeCheck(r: CheckReport): string[] {

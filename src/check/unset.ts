@@ -3,6 +3,7 @@
  * corresponding bits in the bitmap are zero must contain 512 bytes of zero on
  * disk." Checked block by block in the task runner.
  */
+import { VhdToolError } from '../errors.js';
 import { SECTOR } from '../format/index.js';
 import type { Vhd } from '../vhd/image.js';
 import { BitmapCache } from '../chain/bitmaps.js';
@@ -17,7 +18,7 @@ export interface DirtyBlock {
 }
 
 /** Returns the blocks that break the invariant (all of them, in block order). */
-export async function findDirtyUnsetSectors(vhd: Vhd, runner: TaskRunner, bitmaps = new BitmapCache(vhd, 64)): Promise<DirtyBlock[]> {
+export async function findDirtyUnsetSectors(vhd: Vhd, runner: TaskRunner, bitmaps = new BitmapCache(vhd, 64), signal?: AbortSignal): Promise<DirtyBlock[]> {
   const m = vhd.meta;
   if (m.type === 'fixed') return [];
   const spb = m.blockSize! / SECTOR;
@@ -25,6 +26,10 @@ export async function findDirtyUnsetSectors(vhd: Vhd, runner: TaskRunner, bitmap
   const inflight: Array<Promise<void>> = [];
   const limit = Math.max(2, runner.threads * 2);
   for (const block of m.bat!.allocated()) {
+    if (signal?.aborted) {
+      await Promise.allSettled(inflight);
+      throw new VhdToolError('INTERRUPTED', 'interrupted');
+    }
     const bitmap = bitmaps.get(block);
     // A full bitmap has no clear bit to check.
     if (!anyClear(bitmap, spb)) continue;

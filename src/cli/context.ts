@@ -51,13 +51,7 @@ export function json(io: CliIO, value: unknown): void {
   io.out(JSON.stringify(value, null, 2));
 }
 
-export function fmtBytes(n: number): string {
-  const abs = Math.abs(n);
-  if (abs >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-  if (abs >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(2)} MiB`;
-  if (abs >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
-  return `${n} B`;
-}
+export { fmtBytes } from '../plural.js';
 
 /** "pagefile,hiberfil" -> the drop kinds; unknown names are a usage error. */
 export function parseDrops(v: string): DropKind[] {

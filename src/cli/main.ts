@@ -40,9 +40,13 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   compact: async () => (await import('./commands/compact.command.js')).registerCompact,
   merge: mergeAndConvert,
   convert: mergeAndConvert,
+  rebase: async () => (await import('./commands/rebase.command.js')).registerRebase,
   compare: async () => (await import('./commands/compare.command.js')).registerCompare,
   cat: async () => (await import('./commands/cat.command.js')).registerCat,
   maintain: async () => (await import('./commands/maintain.command.js')).registerMaintain,
+  create: async () => (await import('./commands/create.command.js')).registerCreate,
+  relink: async () => (await import('./commands/relink.command.js')).registerRelink,
+  map: async () => (await import('./commands/map.command.js')).registerMap,
 };
 
 /** The program, with the command `argv` names (all of them when it names none). */
@@ -54,7 +58,7 @@ export async function buildProgram(io: CliIO, done: (code: number) => void, argv
     .version(VERSION)
     .configureOutput(outputConfig(io))
     .exitOverride()
-    .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n${EXIT_HELP}`);
+    .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool rebase user-full.vhd --onto golden.vhd --output user.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n  vhdtool create user1.vhd --parent golden.vhd\n  vhdtool relink user1.vhd --search /srv/golden --dry-run\n  vhdtool map child.vhd --files --svg child-map.svg\n${EXIT_HELP}`);
   const name = argv[2];
   const loaders = name !== undefined && Object.hasOwn(COMMANDS, name) ? [COMMANDS[name]] : [...new Set(Object.values(COMMANDS))];
   for (const register of await Promise.all(loaders.map((load) => load()))) register(program, io, done);

@@ -71,7 +71,13 @@ export interface WriteResult {
  */
 export async function writeRewrite(
   ctx: RunContext, spec: RewriteSpec, resolver: ChainResolver, plan: OutputPlan, target: string,
-  atomic: { replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void> },
+  atomic: {
+    replace: boolean; mode?: number; decide?: (stats: RewriteStats, size: number) => boolean; beforePublish?: () => Promise<void>;
+    /** Keep the replaced file's times (see AtomicOptions.keepTimes). */
+    keepTimes?: boolean;
+    /** A further check of the fsynced temporary, after its structure verified (rebase proves the whole view with it). */
+    verifyMore?: (temp: string) => Promise<void>;
+  },
 ): Promise<WriteResult> {
   const bitmaps = new DigestLog();
   let stats: RewriteStats | null = null;
@@ -114,6 +120,7 @@ export async function writeRewrite(
   }, {
     replace: atomic.replace,
     mode: atomic.mode,
+    keepTimes: atomic.keepTimes,
     verify: async (temp) => {
       ctx.progress.start('verifying', 0);
       try {
@@ -124,6 +131,7 @@ export async function writeRewrite(
       } finally {
         ctx.progress.done();
       }
+      if (atomic.verifyMore) await atomic.verifyMore(temp);
     },
     shouldPublish: async () => {
       published = atomic.decide ? atomic.decide(stats!, size) : true;

@@ -64,6 +64,8 @@ export interface RewriteStats {
   blocksPartlyFreed: number;
   /** Kept sectors holding those blocks. */
   sectorsKeepingPartlyFreed: number;
+  /** Source sectors left out unread: the reference reads them from the same file and offset (RewriteSpec.skipShared). */
+  sectorsShared: number;
 }
 
 export interface RewriteOptions {
@@ -101,7 +103,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const counters: PlanCounters = { blocksVisited: 0, emptyBlocks: 0 };
   const stats: RewriteStats = {
     blocksVisited: 0, emptyBlocks: 0, blocksStored: 0, sectorsExamined: 0, sectorsKept: 0,
-    sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0,
+    sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0, sectorsShared: 0,
     tally: null, blocksFreed: 0, blocksPartlyFreed: 0, sectorsKeepingPartlyFreed: 0,
   };
   const drops = spec.drops ?? null;
@@ -218,6 +220,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   stats.blocksVisited = counters.blocksVisited;
   stats.emptyBlocks = counters.emptyBlocks;
   stats.sectorsExamined += drops ? stats.tally!.planned() : 0;
+  stats.sectorsShared = counters.sharedSectors ?? 0;
   return stats;
 }
 

@@ -267,17 +267,48 @@ export class RangeSetBuilder {
   build(): RangeSet {
     if (this.sorted) return fromSortedPairs(this.d.subarray(0, this.n));
     const count = this.n / 2;
-    const order = new Uint32Array(count);
-    for (let i = 0; i < count; i++) order[i] = i;
-    const d = this.d;
-    order.sort((a, b) => d[2 * a] - d[2 * b] || d[2 * a + 1] - d[2 * b + 1]);
-    const pairs = new Float64Array(this.n);
+    const starts = new Float64Array(count);
+    const ends = new Float64Array(count);
     for (let i = 0; i < count; i++) {
-      pairs[2 * i] = d[2 * order[i]];
-      pairs[2 * i + 1] = d[2 * order[i] + 1];
+      starts[i] = this.d[2 * i];
+      ends[i] = this.d[2 * i + 1];
     }
-    return fromSortedPairs(pairs);
+    return unionOfSorted(starts.sort(), ends.sort(), 1).set;
   }
+}
+
+/**
+ * A sweep over interval starts and ends, each sorted on its own (typed-array
+ * sorts, no comparator): the union of the intervals, and the positions
+ * covered by `depth` or more of them. At a tie a start comes first, so
+ * adjacent intervals merge.
+ */
+export function unionOfSorted(starts: Float64Array, ends: Float64Array, depth: number): { set: RangeSet; deep: RangeSet } {
+  const count = starts.length;
+  const out = new Float64Array(2 * count);
+  let n = 0;
+  const deep = new RangeSetBuilder();
+  let deepFrom = -1;
+  let level = 0;
+  let i = 0;
+  let j = 0;
+  while (j < count) {
+    if (i < count && starts[i] <= ends[j]) {
+      const x = starts[i++];
+      if (level === 0) {
+        out[n++] = x;
+        out[n++] = x;
+      }
+      level++;
+      if (level === depth) deepFrom = x;
+    } else {
+      const x = ends[j++];
+      if (level === depth && depth > 1) deep.add(deepFrom, x);
+      level--;
+      if (level === 0) out[n - 1] = x;
+    }
+  }
+  return { set: RangeSet.fromCanonical(out.slice(0, n)), deep: deep.build() };
 }
 
 /** Merges sorted (by start) pairs into a RangeSet. */

@@ -5,7 +5,9 @@
  */
 import type { ByteSource } from './source.js';
 import type { FsKind, Volume } from './volume.js';
+import { ntfsReader } from './ntfs/index.js';
 import { fatReader } from './fat/volume.js';
+import { extReader } from './ext/index.js';
 import { swapReader } from './swap.js';
 
 /** Bytes of a volume's start handed to `probe` (fewer when the volume is smaller). */
@@ -23,6 +25,8 @@ export interface VolumeReader {
 export type { FsKind };
 
 export const READERS: VolumeReader[] = [
+  ntfsReader,
   fatReader,
+  extReader,
   swapReader,
 ];

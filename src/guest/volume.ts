@@ -57,7 +57,8 @@ export interface Anomaly {
    * reachable from no directory), double-owned (a cluster two files claim),
    * owned-but-free (a file's cluster the allocation map calls free),
    * unowned-allocated (allocated, claimed by nothing), bad-chain (FAT),
-   * bad-extent (ext), bad-sequence (NTFS).
+   * bad-extent (ext), bad-sequence (NTFS), bad-runlist (NTFS: a runlist leaving
+   * the volume), mirror-mismatch (NTFS: $MFT and $MFTMirr differ).
    */
   kind: string;
   message: string;

@@ -105,6 +105,13 @@ export interface AtomicOptions {
   verify?: (tempPath: string) => Promise<void>;
   /** Decides, after verification, whether to publish at all (false: discard, target untouched; throw: abort). */
   shouldPublish?: () => boolean | Promise<boolean>;
+  /**
+   * A replaced target keeps its access and modification times too: for
+   * rewrites that keep a disk's content and identity (compact, maintain's
+   * shortening), so the parent time stamp its children recorded still
+   * matches, as a relink's proof checks.
+   */
+  keepTimes?: boolean;
 }
 
 /**
@@ -116,6 +123,7 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
   let file: RandomAccessFile | null = null;
   let published = false;
   const keep = opts.replace ? await attributesToKeep(fs, target) : null;
+  const times = opts.replace && opts.keepTimes ? await fs.stat(target).catch(() => null) : null;
   liveTemps.add(temp);
   try {
     try {
@@ -146,6 +154,7 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     const f = file;
     file = null;
     try {
+      if (times && f.setTimes) await f.setTimes(times.atimeMs ?? times.mtimeMs, times.mtimeMs);
       await f.close();
     } catch (e) {
       throw fromSystemError(e, target, true);

@@ -10,7 +10,7 @@
  * failing reads here would only cover half of them).
  */
 import type { Dirent } from 'node:fs';
-import type { FileAttributes, FileStat, FileSystem, RandomAccessFile } from './fsys.js';
+import type { FileAttributes, FileStat, FileSystem, PatchFile, RandomAccessFile } from './fsys.js';
 
 /** Operations that can be failed. `write` counts write() and writev() calls. */
 export type FaultKind = 'create' | 'write' | 'sync' | 'truncate' | 'close' | 'rename' | 'link' | 'unlink' | 'syncDir' | 'mkdir' | 'setAttributes';
@@ -67,7 +67,7 @@ export class FaultyFileSystem implements FileSystem {
   /** Paths created through this file system (files and temporaries). */
   readonly created: string[] = [];
   /** Every operation seen, in order, with the path it touched (reads too: `openRead`). */
-  readonly log: Array<{ op: FaultKind | 'openRead'; path: string }> = [];
+  readonly log: Array<{ op: FaultKind | 'openRead' | 'openForPatch'; path: string }> = [];
   private readonly plans: FaultPlan[];
 
   constructor(readonly inner: FileSystem, plans: FaultPlan | FaultPlan[] = []) {
@@ -104,6 +104,11 @@ export class FaultyFileSystem implements FileSystem {
     const f = await this.inner.createExclusive(p, mode);
     this.created.push(p);
     return new FaultyFile(this, f, this.partialFor('write'));
+  }
+
+  async openForPatch(p: string): Promise<PatchFile> {
+    this.log.push({ op: 'openForPatch', path: p });
+    return new FaultyPatchFile(this, await this.inner.openForPatch(p), this.partialFor('write'));
   }
 
   stat(p: string): Promise<FileStat> {
@@ -217,6 +222,56 @@ class FaultyFile implements RandomAccessFile {
       this.fs.tick('close', this.f.path);
     } catch (e) {
       // A failed close still releases the descriptor (as close(2) does).
+      await this.f.close().catch(() => undefined);
+      throw e;
+    }
+    await this.f.close();
+  }
+}
+
+/** An in-place patch handle whose writes, syncs and close count (and fail) like a new file's. */
+class FaultyPatchFile implements PatchFile {
+  constructor(private readonly fs: FaultyFileSystem, private readonly f: PatchFile, private readonly partial: boolean) {}
+
+  get path(): string {
+    return this.f.path;
+  }
+
+  read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    return this.f.read(buf, off, len, pos);
+  }
+
+  async write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+    try {
+      this.fs.tick('write', this.f.path);
+    } catch (e) {
+      if (this.partial && len > 1) await this.f.write(buf, off, len >>> 1, pos);
+      throw e;
+    }
+    await this.f.write(buf, off, len, pos);
+  }
+
+  size(): Promise<number> {
+    return this.f.size();
+  }
+
+  stat(): Promise<FileStat> {
+    return this.f.stat();
+  }
+
+  setTimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    return this.f.setTimes(atimeMs, mtimeMs);
+  }
+
+  async sync(): Promise<void> {
+    this.fs.tick('sync', this.f.path, 'fsync');
+    await this.f.sync();
+  }
+
+  async close(): Promise<void> {
+    try {
+      this.fs.tick('close', this.f.path);
+    } catch (e) {
       await this.f.close().catch(() => undefined);
       throw e;
     }

@@ -2,9 +2,12 @@
  * The only door to the file system. Everything vhdtool reads or writes goes
  * through a `FileSystem`, so tests can inject faults at any operation.
  *
- * There is deliberately no way to open an existing file for writing: vhdtool
- * only ever creates new files (exclusively) and renames them into place, so a
- * parent, or any input, cannot be written to by construction.
+ * There is deliberately no general way to open an existing file for writing:
+ * vhdtool creates new files (exclusively) and renames them into place, so a
+ * parent, or any input, cannot be written to by construction. The one
+ * exception is `openForPatch`, which only the undo journal (io/journal.ts)
+ * calls, for relink's in-place rewrite of a child's header and locator
+ * sectors and for rolling such a rewrite back (see that module).
  */
 import * as fsp from 'node:fs/promises';
 import * as fs from 'node:fs';
@@ -30,6 +33,28 @@ export interface RandomAccessFile {
   truncate(len: number): Promise<void>;
   sync(): Promise<void>;
   close(): Promise<void>;
+  /** Sets access and modification times (ms); a new file that replaces one with the same content keeps its times. */
+  setTimes?(atimeMs: number, mtimeMs: number): Promise<void>;
+}
+
+/**
+ * An existing file opened for rewriting a few bytes in place. It cannot
+ * create, truncate or extend the file: it writes only over bytes that exist
+ * (a write past the end is refused), so the inode stays the same and with it
+ * owner, group, mode, xattrs, ACLs and hard links.
+ */
+export interface PatchFile {
+  readonly path: string;
+  read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number>;
+  /** Writes all of `buf[off..off+len)` at `pos`, which must lie inside the file. */
+  write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void>;
+  size(): Promise<number>;
+  /** Identity of the open file. */
+  stat(): Promise<FileStat>;
+  /** Sets access and modification times (ms since the epoch). */
+  setTimes(atimeMs: number, mtimeMs: number): Promise<void>;
+  sync(): Promise<void>;
+  close(): Promise<void>;
 }
 
 export interface FileStat {
@@ -42,6 +67,9 @@ export interface FileStat {
   nlink: number;
   mtimeMs: number;
   mode: number;
+  /** Access and status-change times (ms); absent from file systems that do not report them. */
+  atimeMs?: number;
+  ctimeMs?: number;
 }
 
 /**
@@ -64,6 +92,13 @@ export interface FileSystem {
   openRead(p: string): Promise<RandomAccessFile>;
   /** Creates a new file for reading and writing; fails if it exists. */
   createExclusive(p: string, mode?: number): Promise<RandomAccessFile>;
+  /**
+   * Opens an existing regular file (not through a symbolic link) to rewrite
+   * bytes in place. Only io/journal.ts calls this: relink's journaled
+   * rewrite of a child's header and locators, and its rollback. Never used
+   * on a parent or on a disk's data.
+   */
+  openForPatch(p: string): Promise<PatchFile>;
   stat(p: string): Promise<FileStat>;
   lstat(p: string): Promise<FileStat>;
   realpath(p: string): Promise<string>;
@@ -86,8 +121,47 @@ export interface FileSystem {
 function toStat(s: fs.Stats): FileStat {
   return {
     size: s.size, isFile: s.isFile(), isDirectory: s.isDirectory(), isSymbolicLink: s.isSymbolicLink(),
-    dev: s.dev, ino: s.ino, nlink: s.nlink, mtimeMs: s.mtimeMs, mode: s.mode,
+    dev: s.dev, ino: s.ino, nlink: s.nlink, mtimeMs: s.mtimeMs, mode: s.mode, atimeMs: s.atimeMs, ctimeMs: s.ctimeMs,
   };
+}
+
+class NodePatchFile implements PatchFile {
+  constructor(readonly path: string, private readonly fh: fsp.FileHandle) {}
+
+  async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
+    return (await this.fh.read(buf, off, len, pos)).bytesRead;
+  }
+
+  async write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+    const size = (await this.fh.stat()).size;
+    if (pos < 0 || pos + len > size) throw Object.assign(new Error(`in-place write of ${len} bytes at ${pos} would extend the file (${size} bytes)`), { code: 'EINVAL' });
+    let done = 0;
+    while (done < len) {
+      const r = await this.fh.write(buf, off + done, len - done, pos + done);
+      if (r.bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
+      done += r.bytesWritten;
+    }
+  }
+
+  async size(): Promise<number> {
+    return (await this.fh.stat()).size;
+  }
+
+  async stat(): Promise<FileStat> {
+    return toStat(await this.fh.stat());
+  }
+
+  setTimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    return this.fh.utimes(atimeMs / 1000, mtimeMs / 1000);
+  }
+
+  sync(): Promise<void> {
+    return this.fh.sync();
+  }
+
+  close(): Promise<void> {
+    return this.fh.close();
+  }
 }
 
 class NodeFile implements RandomAccessFile {
@@ -135,6 +209,10 @@ class NodeFile implements RandomAccessFile {
     return this.fh.truncate(len);
   }
 
+  setTimes(atimeMs: number, mtimeMs: number): Promise<void> {
+    return this.fh.utimes(atimeMs / 1000, mtimeMs / 1000);
+  }
+
   sync(): Promise<void> {
     return this.fh.sync();
   }
@@ -150,6 +228,15 @@ export const nodeFileSystem: FileSystem = {
   },
   async createExclusive(p, mode = 0o644) {
     return new NodeFile(p, await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
+  },
+  async openForPatch(p) {
+    const fh = await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);
+    const st = await fh.stat().catch(async (e: unknown) => { await fh.close(); throw e; });
+    if (!st.isFile()) {
+      await fh.close();
+      throw Object.assign(new Error(`${p} is not a regular file`), { code: 'EINVAL' });
+    }
+    return new NodePatchFile(p, fh);
   },
   async stat(p) {
     return toStat(await fsp.stat(p));

@@ -3,6 +3,10 @@
  * `.<name>.vhdtool.lock` beside the disk, created with O_EXCL and holding
  * "<pid> <hostname>". A lock whose process is gone (same host) is stale and is
  * broken by renaming it aside first, so two breakers cannot both win.
+ *
+ * Taking a lock also rolls back an in-place rewrite that a killed relink left
+ * unfinished (io/journal.ts), so every command that locks a disk starts from
+ * a disk whose link is whole.
  */
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -10,6 +14,7 @@ import { VhdToolError } from '../errors.js';
 import type { FileSystem } from './fsys.js';
 import { removeQuietly } from './atomic.js';
 import { liveLocks } from './live.js';
+import { recoverJournal } from './journal.js';
 
 export interface DiskLock {
   path: string;
@@ -78,7 +83,15 @@ export async function lockDisk(fs: FileSystem, disk: string): Promise<DiskLock> 
     }
     if (created) {
       liveLocks.add(p);
-      return { path: p, release: async () => { await removeQuietly(fs, p); liveLocks.delete(p); } };
+      const release = async () => { await removeQuietly(fs, p); liveLocks.delete(p); };
+      try {
+        // No live vhdtool holds this disk now: undo a relink that was killed half way, before anyone reads or writes it.
+        await recoverJournal(fs, disk);
+      } catch (e) {
+        await release();
+        throw e;
+      }
+      return { path: p, release };
     }
     const owner = await readOwner(fs, p);
     if (owner && (owner.host !== os.hostname() || alive(owner.pid))) {

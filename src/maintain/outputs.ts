@@ -8,13 +8,9 @@
  */
 import * as path from 'node:path';
 import { VhdToolError } from '../errors.js';
-import { FOOTER_COOKIE, FOOTER_SIZE, HEADER_COOKIE, latin1 } from '../format/index.js';
 import type { FileStat, FileSystem } from '../io/fsys.js';
-import { readAt } from '../io/fsys.js';
+import { DISK_NAME, looksLikeVhd } from '../io/reportFile.js';
 import type { DiskInfo } from './types.js';
-
-/** Names disk images carry (VHD, VHDX, and the other formats a storage tree may hold). */
-export const DISK_NAME = /\.(a?vhdx?|vmdk|qcow2?|vdi|img|raw)$/i;
 
 export interface SideOutput {
   flag: '--report' | '--metrics';
@@ -26,25 +22,6 @@ async function statOrNull(fs: FileSystem, p: string): Promise<FileStat | null> {
     return await fs.stat(p);
   } catch {
     return null;
-  }
-}
-
-/** True when the file holds a VHD footer (at its end or at 0) or a dynamic header. */
-export async function looksLikeVhd(fs: FileSystem, p: string, size: number): Promise<boolean> {
-  if (size < FOOTER_SIZE - 1) return false;
-  let file;
-  try {
-    file = await fs.openRead(p);
-  } catch {
-    return false;
-  }
-  try {
-    const at = [0, size - FOOTER_SIZE, size - FOOTER_SIZE + 1].filter((x) => x >= 0);
-    for (const off of at) if (latin1(await readAt(file, off, 8), 0, 8) === FOOTER_COOKIE) return true;
-    if (size >= 1024 + 8 && latin1(await readAt(file, 512, 8), 0, 8) === HEADER_COOKIE) return true;
-    return false;
-  } finally {
-    await file.close().catch(() => undefined);
   }
 }
 

@@ -5,6 +5,7 @@ import type { FileSystem } from '../io/fsys.js';
 import { nodeFileSystem } from '../io/fsys.js';
 import { createRunner, defaultThreads, type TaskRunner } from '../parallel/pool.js';
 import { findDirtyUnsetSectors } from '../check/unset.js';
+import { describeOrphan, scanGaps } from '../check/gaps.js';
 import type { Layer } from '../chain/chain.js';
 import type { Uuid } from '../format/index.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
@@ -51,6 +52,21 @@ export async function refuseDirtyBitmaps(layers: Layer[], runner: TaskRunner): P
       const d = dirty[0];
       throw new VhdToolError('BAD_FORMAT',
         `block ${d.block} holds data in ${d.count} sector(s) whose bitmap bit is clear (${dirty.length} block(s) in all); run \`vhdtool check\``, l.path);
+    }
+  }
+}
+
+/**
+ * Refuses layers holding bytes no structure accounts for (check's
+ * orphan-data, possibly a block whose BAT entry was lost): rewriting or
+ * merging them would leave that data behind for good.
+ */
+export async function refuseOrphanData(layers: Layer[]): Promise<void> {
+  for (const l of layers) {
+    if (l.meta.type === 'fixed') continue;
+    const g = await scanGaps(l.vhd);
+    if (g.orphans.length) {
+      throw new VhdToolError('BAD_FORMAT', `${describeOrphan(g.orphans[0])}; refusing to rewrite or merge it, which would lose that data: see \`vhdtool check\``, l.path);
     }
   }
 }

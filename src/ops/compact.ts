@@ -16,7 +16,7 @@ import { hyperVLocators, locatorSlot, type LocatorData } from '../vhd/build.js';
 import { dryRunRewrite, writeRewrite, type OutputPlan } from '../exec/output.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
-import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
+import { assertUnchanged, refuseOrphanData, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 import type { Chain } from '../chain/chain.js';
 import { openVhd } from '../vhd/image.js';
 import type { FileSystem } from '../io/fsys.js';
@@ -84,6 +84,7 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       throw new VhdToolError('REFUSED', 'a fixed disk has no unallocated space to reclaim; convert it first: `vhdtool convert DISK OUT.vhd --type dynamic` (or `vhdtool merge ... --type dynamic` for a chain)', disk);
     }
     refuseSavedState(leaf);
+    await refuseOrphanData([leaf]);
     if (!opts.runner) {
       await base0.close();
       ctx = resolveBase(opts, m.blockSize!);
@@ -154,6 +155,8 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
       }
       const r = await writeRewrite(runCtx, spec, resolver, plan, target, {
         replace: !opts.output || (opts.force ?? false), mode, decide: opts.output ? undefined : decide,
+        // In place, the disk keeps its content and identity, so its children's parent time stamp stays true.
+        keepTimes: !opts.output,
         beforePublish: async () => {
           await checked();
           await assertUnchanged(fs, chain!.layersLeafFirst);

@@ -25,7 +25,7 @@ import { cleanStaleTemps } from '../io/atomic.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
 import { lockDisk, type DiskLock } from '../io/lock.js';
 import { pidsHolding } from '../io/inUse.js';
-import { assertUnchanged, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
+import { assertUnchanged, refuseOrphanData, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 
 export interface MergeOptions extends OpBase {
   /** Resolve the whole chain into one standalone disk. */
@@ -132,6 +132,7 @@ async function rewriteInto(
   const layers = chain.layersLeafFirst;
   const child = layers[0];
   const blockSize = child.meta.blockSize ?? 2 * 1024 * 1024;
+  await refuseOrphanData(layers.slice(0, k));
   if (!publish.inPlace) {
     await refuseOutputIsInput(fs, outPath, [chain]);
     await requireOutputDir(fs, outPath);
@@ -190,6 +191,8 @@ async function rewriteInto(
       : await writeRewrite(runCtx, spec, resolver, plan, path.resolve(outPath), {
         replace: publish.inPlace ? true : (opts.force ?? false),
         mode,
+        // Shortening in place keeps the leaf's content and identity: its times too.
+        keepTimes: publish.inPlace,
         beforePublish: async () => {
           await checked();
           await assertUnchanged(fs, layers.slice(0, publish.inPlace ? layers.length : k + 1));

@@ -9,7 +9,7 @@
  * (zeros when there is no reference).
  *
  * Output blocks are visited in order, and only those where some source layer
- * holds data. Each block is split into units of at most `unitSectors` sectors
+ * holds data (with `visitReference`, also those where a reference layer does). Each block is split into units of at most `unitSectors` sectors
  * (so memory stays bounded whatever the block size). For each unit the
  * planner resolves, from the BATs and bitmaps alone:
  *   - the source runs U: sectors the source layers supply (data or zeros);
@@ -38,6 +38,22 @@ export interface RewriteSpec {
    * runs: neither compared nor kept.
    */
   drops?: DropIndex;
+  /**
+   * Also visit blocks where only the reference holds data (rebase: where the
+   * source reads zeros over the new parent's data, the output must store
+   * those zeros). Compact and merge leave it unset: their reference is the
+   * source's own parent, which the source already shows wherever it does
+   * not hold data itself.
+   */
+  visitReference?: boolean;
+  /**
+   * Leave out of the output, without reading them, the source sectors that
+   * the reference reads from the very same file at the very same offset: the
+   * same bytes (rebase onto a chain that shares layers with the disk's own,
+   * such as its parent or an update layer above its base). Compact's and
+   * merge's source and reference never share a file.
+   */
+  skipShared?: boolean;
 }
 
 export interface UnitPlan {
@@ -66,11 +82,15 @@ export interface PlanCounters {
   emptyBlocks: number;
   /** With a drop plan: the sectors it removed, by reason and partition. */
   tally?: DropTally;
+  /** Source sectors left out because the reference reads them from the same file and offset (`skipShared`). */
+  sharedSectors?: number;
 }
 
-/** Output blocks where any source layer holds data, ascending. */
+/** Output blocks where any source layer (with `visitReference`, any layer) holds data, ascending. */
 export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
-  const layers = spec.chain.layersLeafFirst.slice(0, spec.sourceCount);
+  const all = spec.chain.layersLeafFirst;
+  const sources = all.slice(0, spec.sourceCount);
+  const layers = spec.visitReference ? all : sources;
   const nOut = Math.ceil(spec.virtualSize / spec.blockSize);
   const marks = new Uint8Array(nOut);
   for (const l of layers) {
@@ -91,12 +111,52 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
   // reference holds there: those zeros are content the output must keep.
   if (spec.sourceCount < spec.chain.layersLeafFirst.length) {
     let shortest = spec.virtualSize;
-    for (const l of layers) shortest = Math.min(shortest, l.meta.virtualSize);
+    for (const l of sources) shortest = Math.min(shortest, l.meta.virtualSize);
     if (shortest < spec.virtualSize) marks.fill(1, Math.floor(shortest / spec.blockSize));
   }
   return (function* () {
     for (let i = 0; i < nOut; i++) if (marks[i]) yield i;
   })();
+}
+
+/** Appends `p` to `out`, extending the last piece when `p` continues it (same layer, next sectors, next bytes). */
+function pushPiece(out: Piece[], p: Piece): void {
+  const last = out[out.length - 1];
+  if (last && last.layer === p.layer && last.sector + last.count === p.sector &&
+      (p.layer < 0 || last.fileOffset + last.count * SECTOR === p.fileOffset)) {
+    last.count += p.count;
+    return;
+  }
+  out.push(p);
+}
+
+/**
+ * Walks the source pieces against the reference pieces (which cover every
+ * source sector) and drops the stretches the reference reads from the same
+ * file (`fileId` per layer) at the same offset. Returns the remaining source
+ * and reference pieces, aligned, and the sectors dropped.
+ */
+function withoutShared(src: Piece[], ref: Piece[], fileId: string[]): { src: Piece[]; ref: Piece[]; shared: number } {
+  const out = { src: [] as Piece[], ref: [] as Piece[], shared: 0 };
+  let j = 0;
+  for (const p of src) {
+    const end = p.sector + p.count;
+    for (let at = p.sector; at < end;) {
+      while (ref[j].sector + ref[j].count <= at) j++;
+      const r = ref[j];
+      const e = Math.min(end, r.sector + r.count);
+      const offP = p.layer < 0 ? 0 : p.fileOffset + (at - p.sector) * SECTOR;
+      const offR = r.layer < 0 ? 0 : r.fileOffset + (at - r.sector) * SECTOR;
+      if (p.layer >= 0 && r.layer >= 0 && fileId[p.layer] === fileId[r.layer] && offP === offR) {
+        out.shared += e - at;
+      } else {
+        pushPiece(out.src, { sector: at, count: e - at, layer: p.layer, fileOffset: offP });
+        pushPiece(out.ref, { sector: at, count: e - at, layer: r.layer, fileOffset: offR });
+      }
+      at = e;
+    }
+  }
+  return out;
 }
 
 /** Packs pieces into task runs relative to `unitStart`, mapping layers to file indices. */
@@ -114,6 +174,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
   const totalSectors = spec.virtualSize / SECTOR;
   const unit = Math.min(spec.unitSectors, spb);
   spec.drops?.reset();
+  const fileId = layers.map((l) => `${l.dev}:${l.ino}`);
   for (const block of visitedBlocks(spec)) {
     counters.blocksVisited++;
     const blockStart = block * spb;
@@ -124,18 +185,25 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
       const pieces = resolver.resolveRange(0, s, n, k);
       let srcPieces = pieces.filter((p) => p.layer !== -2);
       let planned = 0;
+      let task: CompareTask | null = null;
       if (srcPieces.length > 0) anySource = true;
       if (spec.drops && counters.tally && srcPieces.length > 0) ({ pieces: srcPieces, removed: planned } = spec.drops.cut(srcPieces, counters.tally));
+      let refPieces: Piece[] = [];
+      if (srcPieces.length > 0 && k < layers.length) {
+        if (spec.skipShared) {
+          // The reference over the whole unit, resolved once, walked against the source pieces.
+          const kept = withoutShared(srcPieces, resolver.resolveRange(k, s, n), fileId);
+          counters.sharedSectors = (counters.sharedSectors ?? 0) + kept.shared;
+          srcPieces = kept.src;
+          refPieces = kept.ref;
+        } else {
+          for (const p of srcPieces) refPieces.push(...resolver.resolveRange(k, p.sector, p.count));
+        }
+      }
       const dataRuns: number[] = [];
       for (const p of srcPieces) if (p.layer >= 0) dataRuns.push(p.sector - s, p.count);
-      let task: CompareTask | null = null;
       if (srcPieces.length > 0) {
-        let ref: number[] | null = null;
-        if (k < layers.length) {
-          const refPieces: Piece[] = [];
-          for (const p of srcPieces) refPieces.push(...(resolver.resolveRange(k, p.sector, p.count)));
-          if (refPieces.some((p) => p.layer >= 0)) ref = toRuns(refPieces, s, (l) => l);
-        }
+        const ref = refPieces.some((p) => p.layer >= 0) ? toRuns(refPieces, s, (l) => l) : null;
         task = { kind: 'compare', slot: -1, sectors: n, files, src: toRuns(srcPieces, s, (l) => l), ref, write: false };
       }
       yield {

@@ -82,13 +82,60 @@ export interface LocatorData {
  * for `parentPath` as seen from a child stored at `childPath`.
  */
 export function hyperVLocators(childPath: string, parentPath: string): LocatorData[] {
-  const absParent = path.resolve(parentPath);
-  let rel = path.relative(path.dirname(path.resolve(childPath)), absParent).split(path.sep).join('\\');
-  if (!rel.startsWith('..')) rel = '.\\' + rel;
   return [
-    { platform: 'W2ku', data: encodeUtf16Le(absParent) },
-    { platform: 'W2ru', data: encodeUtf16Le(rel) },
+    { platform: 'W2ku', data: encodeUtf16Le(path.resolve(parentPath)) },
+    { platform: 'W2ru', data: encodeUtf16Le(relativeLocatorPath(childPath, parentPath)) },
   ];
+}
+
+/** The parent's path relative to the child's folder, Windows style: ".\base.vhd", "..\golden\base.vhd". */
+export function relativeLocatorPath(childPath: string, parentPath: string): string {
+  const rel = path.relative(path.dirname(path.resolve(childPath)), path.resolve(parentPath)).split(path.sep).join('\\');
+  return rel.startsWith('..\\') ? rel : '.\\' + rel;
+}
+
+/**
+ * Bytes Hyper-V reserves for each locator's data (read from Windows'
+ * differencing disks: W2ku 4 KiB, W2ru 64 KiB, in bytes), so a later relink
+ * to a longer path can rewrite the locators in place.
+ */
+export const HYPERV_LOCATOR_SPACE: Readonly<Record<'W2ku' | 'W2ru', number>> = { W2ku: 4096, W2ru: 65536 };
+
+/** W2ku and W2ru locators with Hyper-V's reserved spaces (more, in 4 KiB steps, for a longer path). */
+export function hyperVLocatorsReserved(childPath: string, parentPath: string): LocatorData[] {
+  return hyperVLocators(childPath, parentPath).map((l) => {
+    const min = HYPERV_LOCATOR_SPACE[l.platform as 'W2ku' | 'W2ru'];
+    return { ...l, space: Math.max(min, roundUp(l.data.length, 4096)) };
+  });
+}
+
+/** A MacX locator: a UTF-8 file URL of the absolute path, as blktap writes it. */
+export function macXLocatorData(parentPath: string): Uint8Array {
+  const abs = path.resolve(parentPath).split(path.sep).map(encodeURIComponent).join('/');
+  return new TextEncoder().encode(`file://${abs}`);
+}
+
+/** The deprecated ASCII locators (Wi2k absolute, Wi2r relative), or null when the path is not ASCII. */
+export function asciiLocatorData(text: string): Uint8Array | null {
+  const b = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c > 0x7e || c < 0x20) return null;
+    b[i] = c;
+  }
+  return b;
+}
+
+/**
+ * What vhdtool stores in a child's Parent Unicode Name: the parent's path
+ * relative to the child's folder with "/" separators ("base.vhd" beside it,
+ * "../golden/base.vhd" elsewhere), which readers that ignore locators
+ * (vhd-lib, libvhdi's tools) resolve from the child's folder; the file name
+ * alone when that does not fit the field's 256 UTF-16 code units.
+ */
+export function parentUnicodeNameFor(childPath: string, parentPath: string): string {
+  const rel = path.relative(path.dirname(path.resolve(childPath)), path.resolve(parentPath)).split(path.sep).join('/');
+  return rel.length <= 256 ? rel : path.basename(parentPath).slice(0, 256);
 }
 
 /** Bytes reserved for a locator's data: its length rounded up to a sector (at least one). */

@@ -16,8 +16,9 @@ import {
   MAX_BLOCK_SIZE, MIN_BLOCK_SIZE, POISON_COOKIE, SECTOR, SHORT_FOOTER_SIZE,
   type DiskType, type DynamicHeader, type Footer, type LocatorEntry, type LocatorValue, type Region, type Uuid,
 } from '../format/index.js';
-import { readAt, type FileSystem, type RandomAccessFile } from '../io/fsys.js';
+import { readAt, type FileStat, type FileSystem, type RandomAccessFile } from '../io/fsys.js';
 import { zeroExtended } from '../io/zeroExtended.js';
+import { journalOverlay, journalPathFor, overlayFile } from '../io/journal.js';
 import { IssueList, type Issue } from './issues.js';
 
 /** Longest locator data vhdtool reads (a 32767-character UTF-16 path plus slack). */
@@ -63,6 +64,12 @@ export interface VhdMeta {
   issues: Issue[];
   /** Lenient mode, a file cut inside its blocks: reads up to here return zeros past the end of the file. */
   zeroFilledTo?: number;
+  /**
+   * A raw disk image, not a VHD: read as a fixed disk whose data is the whole
+   * file (src/vhd/raw.ts; only `rebase` opens these). Its footer is made up
+   * and its UUID is null.
+   */
+  raw?: boolean;
 }
 
 export type OpenMode =
@@ -93,24 +100,37 @@ export async function openVhd(fs: FileSystem, path: string, opts: OpenOptions = 
   }
   if (st.isDirectory) throw new VhdToolError('NOT_A_FILE', 'is a directory, not a VHD file', path);
   if (!st.isFile) throw new VhdToolError('NOT_A_FILE', 'is not a regular file', path);
-  let file: RandomAccessFile;
-  try {
-    file = await fs.openRead(path);
-  } catch (e) {
-    throw fromSystemError(e, path, false);
-  }
-  const issues = new IssueList();
-  try {
-    const meta = await readMeta(file, path, opts.mode ?? 'strict', issues);
-    // Lenient reads of a cut file: the bytes past its end read as zeros (each cut block was warned about).
-    const readable = meta.zeroFilledTo !== undefined ? zeroExtended(file, meta.fileSize, meta.zeroFilledTo) : file;
-    return { meta, file: readable, close: () => file.close() };
-  } catch (e) {
-    await file.close().catch(() => undefined);
-    const err = e instanceof VhdToolError ? e.withPath(path) : fromSystemError(e, path, false);
-    // Problems recorded before the one that stopped decoding (collect mode), for check to list them first.
-    Object.defineProperty(err, EARLIER, { value: issues.errors, enumerable: false });
-    throw err;
+  // An in-place relink journals the bytes it rewrites beside the real file (io/journal.ts).
+  const real = await fs.realpath(path).catch(() => path);
+  for (let attempt = 0; ; attempt++) {
+    let file: RandomAccessFile;
+    try {
+      file = await fs.openRead(path);
+    } catch (e) {
+      throw fromSystemError(e, path, false);
+    }
+    const issues = new IssueList();
+    try {
+      const overlay = await journalOverlay(fs, real, file);
+      const view = overlay ? overlayFile(file, overlay) : file;
+      const meta = await readMeta(view, path, opts.mode ?? 'strict', issues);
+      // A relink that began and ended while the header and locators were read could have shown half
+      // of each: read again when a journal appeared, or the file's status changed, meanwhile.
+      if (!overlay && attempt < 2 && await changedMeanwhile(fs, path, real, st)) {
+        await file.close();
+        st = await fs.stat(path).catch(() => st!);
+        continue;
+      }
+      // Lenient reads of a cut file: the bytes past its end read as zeros (each cut block was warned about).
+      const readable = meta.zeroFilledTo !== undefined ? zeroExtended(view, meta.fileSize, meta.zeroFilledTo) : view;
+      return { meta, file: readable, close: () => file.close() };
+    } catch (e) {
+      await file.close().catch(() => undefined);
+      const err = e instanceof VhdToolError ? e.withPath(path) : fromSystemError(e, path, false);
+      // Problems recorded before the one that stopped decoding (collect mode), for check to list them first.
+      Object.defineProperty(err, EARLIER, { value: issues.errors, enumerable: false });
+      throw err;
+    }
   }
 }
 
@@ -119,6 +139,12 @@ const EARLIER = Symbol('earlier issues');
 /** The errors `openVhd` recorded (collect mode) before the error `e` stopped it, in the order found. */
 export function earlierIssues(e: unknown): Issue[] {
   return (e as { [EARLIER]?: Issue[] } | null)?.[EARLIER] ?? [];
+}
+
+async function changedMeanwhile(fs: FileSystem, path: string, real: string, before: FileStat): Promise<boolean> {
+  if (await fs.lstat(journalPathFor(real)).then(() => true, () => false)) return true;
+  const now = await fs.stat(path).catch(() => null);
+  return !now || now.ino !== before.ino || now.ctimeMs !== before.ctimeMs;
 }
 
 /** Fatal: the structure cannot be followed safely. */
@@ -228,7 +254,8 @@ export async function readMeta(file: RandomAccessFile, path: string, mode: OpenM
     problem('header-checksum', `dynamic header checksum mismatch: stored ${hex32(header.checksum)}, computed ${hex32(headerSum)}`, 'BAD_CHECKSUM');
   }
   if (header.headerVersion !== HEADER_VERSION) problem('header-version', `header version ${hex32(header.headerVersion)}, expected 0x00010000`);
-  if (header.dataOffset !== null) issues.warn('header-data-offset', `header data offset is ${hex(header.dataOffset)}, expected all ones`);
+  // vhd-util check rejects it too: every producer writes all ones.
+  if (header.dataOffset !== null) problem('header-data-offset', `dynamic header data offset is ${hex(header.dataOffset)}, expected 0xffffffffffffffff`);
   const blockSize = header.blockSize;
   if (!isPowerOfTwo(blockSize) || blockSize < MIN_BLOCK_SIZE || blockSize > MAX_BLOCK_SIZE) {
     fatal(`block size ${blockSize} is not a power of two between 512 and 2 GiB`, 'UNSUPPORTED');

@@ -26,6 +26,8 @@ export interface SparseSpec {
   align?: number;
   /** Place locator data before the BAT (for tests of producers that do). */
   locatorsFirst?: boolean;
+  /** Place the metadata as Hyper-V does (first locator at 4 KiB, BAT padded to 4 KiB); see format/layout.ts. */
+  hyperV?: boolean;
 }
 
 export class SparseWriter {
@@ -43,6 +45,7 @@ export class SparseWriter {
       locatorSpaces: spec.locators.map((l) => locatorSlot(l)),
       align: spec.align ?? 4096,
       locatorsFirst: spec.locatorsFirst,
+      hyperV: spec.hyperV,
     });
     this.bat = Bat.empty(h.maxTableEntries);
   }
@@ -99,7 +102,8 @@ export class SparseWriter {
     const fb = encodeFooter(footer);
     await this.file.write(fb, 0, FOOTER_SIZE, 0);
     await this.file.write(encodeHeader(header), 0, 1024, l.headerOffset);
-    const bat = encodeBat(this.bat, header.maxTableEntries);
+    // Padding past the entries reads as unused entries (0xFFFFFFFF), as Hyper-V fills its 4 KiB BAT region.
+    const bat = encodeBat(this.bat, l.batRegionBytes / 4);
     await this.file.write(bat, 0, bat.length, l.tableOffset);
     for (let i = 0; i < this.spec.locators.length; i++) {
       const d = this.spec.locators[i].data;

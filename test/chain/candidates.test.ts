@@ -90,3 +90,15 @@ describe('path helpers', () => {
     expect(windowsRelativeToPosix('..\\..\\other\\x.vhd')).toBe('../../other/x.vhd');
   });
 });
+
+describe('a parent name holding a relative path (as create and relink write it)', () => {
+  it('is followed from the child\'s folder first, then its file name beside the child', () => {
+    const dir = path.resolve('/srv/vhd/users');
+    const c = parentCandidates(path.join(dir, 'u1.vhd'), [], '../golden/base.vhd');
+    expect(c).toEqual([
+      { path: path.resolve('/srv/vhd/golden/base.vhd'), source: 'parent name (relative path)' },
+      { path: path.join(dir, 'base.vhd'), source: 'parent name' },
+    ]);
+    expect(parentCandidates(path.join(dir, 'u1.vhd'), [], 'C:\\golden\\base.vhd').map((x) => x.path)).toEqual([path.join(dir, 'base.vhd')]);
+  });
+});

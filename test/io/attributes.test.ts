@@ -6,7 +6,7 @@
  * Checked as root with another owner; getfattr and stat are the oracles.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { VhdToolError } from '../../src/errors.js';
@@ -145,5 +145,40 @@ describe.skipIf(!IS_ROOT || !HAVE_ATTR)('a replaced file keeps owner, group, mod
     expect(readFileSync(s.child).equals(bytes)).toBe(true);
     expect(statSync(s.child).uid).toBe(1234);
     expect(temps(s.dir)).toEqual([]);
+  });
+});
+
+describe.skipIf(!IS_ROOT || !HAVE_ATTR || !hasBuild() || spawnSync('/usr/bin/python3', ['-c', 'import os; os.listxattr']).status !== 0)('a host without the attr tools', () => {
+  /** A PATH holding node and python3 only (or node alone): getfattr and setfattr are not there. */
+  function bareBin(withPython: boolean): string {
+    const bin = path.join(tempDir(), 'bin');
+    mkdirSync(bin);
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    if (withPython) symlinkSync('/usr/bin/python3', path.join(bin, 'python3'));
+    return bin;
+  }
+
+  it('python3 carries the attributes over instead (names with spaces and binary values included)', () => {
+    const s = sample();
+    setfattr(s.child, 'user.vm name', '0x68656c6c6f');
+    setfattr(s.child, 'user.bin', '0x00ff10');
+    setfattr(s.child, 'security.selinux', LABEL);
+    chownSync(s.child, 1234, 2345);
+    const before = oracle(s.child);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vhdtool.js'), 'compact', s.child], { env: { PATH: bareBin(true) }, encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/reclaimed/);
+    expect(oracle(s.child)).toEqual(before);
+  });
+
+  it('with neither, a disk is refused before anything is written (exit 6), naming what to install', () => {
+    const s = sample();
+    setfattr(s.child, 'user.x', '0x01');
+    const bytes = readFileSync(s.child);
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'bin', 'vhdtool.js'), 'compact', s.child], { env: { PATH: bareBin(false) }, encoding: 'utf8' });
+    expect(r.status).toBe(6);
+    expect(r.stderr).toMatch(/install the attr package/);
+    expect(readFileSync(s.child).equals(bytes)).toBe(true);
+    expect(readdirSync(s.dir).sort()).toEqual(['base.vhd', 'child.vhd']);
   });
 });

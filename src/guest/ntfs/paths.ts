@@ -1,0 +1,131 @@
+/**
+ * Full paths from $FILE_NAME parent references, built after the MFT pass
+ * from compact per-record tables. Only directories' paths are kept; a
+ * file's path is its parent's plus its name. A record whose parent chain
+ * does not reach the root (a deleted or reused parent, a parent that is not
+ * a directory, a loop) is an orphan: it is placed under `$OrphanFiles/`, as
+ * Sleuth Kit does, so its clusters still have an owner.
+ */
+import { NO_PARENT_SLOT } from './tables.js';
+
+export const ROOT = 5;
+export const EXTEND = 11;
+export const ORPHANS = '$OrphanFiles';
+/** Longest path kept (Windows' own limit, in UTF-16 units); a deeper record is placed under $OrphanFiles. */
+export const MAX_PATH = 32767;
+/** Records 0..15 are the file system's own ($MFT ... $Extend and reserved). */
+export const SYSTEM_RECORDS = 16;
+
+export interface PathTables {
+  /** Records known (length of the tables). */
+  count: number;
+  inUse(r: number): boolean;
+  isDirectory(r: number): boolean;
+  sequence: Uint16Array;
+  parent: Uint32Array;
+  parentSeq: Uint16Array;
+  names: Array<string | undefined>;
+}
+
+const UNKNOWN = 0;
+const BUSY = 1;
+const DONE = 2;
+
+export class Paths {
+  private readonly state: Uint8Array;
+  private readonly dirs = new Map<number, string>();
+  /** Records whose own parent reference failed (the tops of orphaned subtrees), with why. */
+  readonly orphans: Array<{ record: number; why: string }> = [];
+  /** Directories under $Extend (system files). */
+  private readonly sysDir: Uint8Array;
+
+  constructor(private readonly t: PathTables) {
+    this.state = new Uint8Array(t.count);
+    this.sysDir = new Uint8Array(t.count);
+    if (t.count > ROOT) {
+      this.state[ROOT] = DONE;
+      this.dirs.set(ROOT, '');
+    }
+  }
+
+  /** Why record r's parent reference cannot be followed, or null. */
+  private parentProblem(r: number): string | null {
+    const p = this.t.parent[r];
+    if (p === NO_PARENT_SLOT) return 'it has no usable parent reference';
+    if (p >= this.t.count || !this.t.inUse(p)) return `its parent record ${p} is not in use`;
+    if (this.t.parentSeq[r] !== 0 && this.t.parentSeq[r] !== this.t.sequence[p]) return `its parent record ${p} has been reused`;
+    if (!this.t.isDirectory(p)) return `its parent record ${p} is not a directory`;
+    return null;
+  }
+
+  private name(r: number): string {
+    return this.t.names[r] ?? `$record-${r}`;
+  }
+
+  /** The path of directory `d` (every directory resolves; orphans under $OrphanFiles). */
+  private dirPath(d: number): string {
+    const known = this.dirs.get(d);
+    if (known !== undefined) return known;
+    // Climb until a resolved directory, a bad reference or a loop; then resolve downwards.
+    const chain: number[] = [];
+    let r = d;
+    let base: string;
+    for (;;) {
+      const k = this.dirs.get(r);
+      if (k !== undefined) { base = k; break; }
+      if (this.state[r] === BUSY) {
+        this.orphans.push({ record: r, why: 'its parent references form a loop' });
+        chain.push(r);
+        base = ORPHANS;
+        this.dirs.set(r, `${ORPHANS}/${this.name(r)}`);
+        break;
+      }
+      this.state[r] = BUSY;
+      chain.push(r);
+      const why = this.parentProblem(r);
+      if (why) {
+        this.orphans.push({ record: r, why });
+        base = ORPHANS;
+        break;
+      }
+      r = this.t.parent[r];
+    }
+    for (let i = chain.length - 1; i >= 0; i--) {
+      const c = chain[i];
+      this.state[c] = DONE;
+      if (this.dirs.has(c)) { base = this.dirs.get(c) as string; continue; }
+      const parent = i + 1 < chain.length ? chain[i + 1] : this.t.parent[c];
+      if (base !== ORPHANS && parent < this.t.count && (this.sysDir[parent] || parent === EXTEND)) this.sysDir[c] = 1;
+      base = this.join(c, base);
+      this.dirs.set(c, base);
+    }
+    return this.dirs.get(d) as string;
+  }
+
+  /** The path of record r (a file or a directory), and whether it lies under $Extend. */
+  pathOf(r: number): { path: string; underExtend: boolean } {
+    if (r === ROOT) return { path: '', underExtend: false };
+    // Records 12..15 are reserved: in use, yet without a name.
+    if (r < SYSTEM_RECORDS && this.t.names[r] === undefined) return { path: `$Reserved${r}`, underExtend: false };
+    if (this.t.isDirectory(r)) {
+      const path = this.dirPath(r);
+      return { path, underExtend: this.sysDir[r] === 1 || r === EXTEND };
+    }
+    const why = this.parentProblem(r);
+    if (why) {
+      this.orphans.push({ record: r, why });
+      return { path: `${ORPHANS}/${this.name(r)}`, underExtend: false };
+    }
+    const p = this.t.parent[r];
+    return { path: this.join(r, this.dirPath(p)), underExtend: p === EXTEND || this.sysDir[p] === 1 };
+  }
+
+  /** `dir/name` for record r, or r under $OrphanFiles when that would pass MAX_PATH. */
+  private join(r: number, dir: string): string {
+    const name = this.name(r);
+    if (dir === '') return name;
+    if (dir.length + 1 + name.length <= MAX_PATH) return `${dir}/${name}`;
+    this.orphans.push({ record: r, why: `its path would be longer than ${MAX_PATH} characters` });
+    return `${ORPHANS}/${name}`;
+  }
+}
