@@ -166,4 +166,51 @@ describe.skipIf(!HAVE)('compact --free-space on NTFS (mkntfs, ntfs-3g; oracles S
     const inB = RangeSet.of(hibernated.start * 512, hibernated.start * 512 + bytes);
     expect((await heldBytes(leaf)).intersect(inB).equals(held0.intersect(inB))).toBe(true);
   });
+
+  it('--drop pagefile: its clusters are dropped but its first 4 KiB, located through the reader; a pending crash dump is refused', async () => {
+    for (const head of ['\0\0\0\0\0\0\0\0', 'PAGEDUMP']) {
+      const dir = tempDir();
+      const bytes = 16 * MiB;
+      const h = history(60);
+      const part: Part = {
+        start: 2048, bytes, cluster: 4096,
+        base: (m) => {
+          h.base(m);
+          writeFileSync(path.join(m, 'pagefile.sys'), noise(2_000_000, 61));
+        },
+        child: (m) => {
+          h.child(m);
+          const data = noise(2_000_000, 62);
+          data.write(head, 0, 'latin1');
+          writeFileSync(path.join(m, 'pagefile.sys'), data);
+        },
+      };
+      const { leaf } = await chainOf(dir, 'dos', [part]);
+      const off = part.start * 512;
+      const before = await rawOf(leaf, path.join(dir, 'before.raw'));
+      const p0 = extract(before, off, bytes, path.join(dir, 'p0.img'));
+      const inode = [...tskPaths(p0)].find(([, names]) => names.has('pagefile.sys'))![0];
+      const content0 = spawnSync('icat', [p0, String(inode)], { maxBuffer: 64 * MiB }).stdout as Buffer;
+      const held0 = await heldBytes(leaf);
+      const r = await compact(leaf, { freeSpace: true, drop: ['pagefile'], threads: 1 });
+      const p = r.freeSpace!.partitions[0];
+      const after = await rawOf(leaf, path.join(dir, 'after.raw'));
+      const p1 = extract(after, off, bytes, path.join(dir, 'p1.img'));
+      const content1 = spawnSync('icat', [p1, String(inode)], { maxBuffer: 64 * MiB }).stdout as Buffer;
+      if (head === 'PAGEDUMP') {
+        expect(p.refused).toEqual([{ drop: 'pagefile', reason: expect.stringMatching(/crash dump Windows has not saved yet \(PAGEDUMP\)/) }]);
+        expect(p.bytes.pagefile).toBe(0);
+        expect(content1.equals(content0)).toBe(true);
+        continue;
+      }
+      expect(p.refused).toEqual([]);
+      // The child rewrote the whole file (the sectors its size reaches; the slack after it stays zero, unheld):
+      // all of it but the header is dropped, and it now reads the parent's bytes.
+      expect(p.bytes.pagefile).toBe(Math.ceil(2_000_000 / 512) * 512 - 4096);
+      expect(content1.length).toBe(content0.length);
+      expect(content1.subarray(0, 4096).equals(content0.subarray(0, 4096))).toBe(true);
+      expect(content1.subarray(4096).equals(noise(2_000_000, 61).subarray(4096))).toBe(true);
+      expect(held0.bytes - (await heldBytes(leaf)).bytes).toBeGreaterThanOrEqual(p.bytes.pagefile);
+    }
+  });
 });
