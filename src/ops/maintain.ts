@@ -520,7 +520,11 @@ class FamilyRun {
         const dry = await compact(d.path, { ...opts, dryRun: true });
         s.reclaimable = dry.reclaimableBytes;
         s.dropped = droppedOf(dry);
-        if (this.ctx.freeSpace) s.freeSpace = freeSpaceOf(dry, leaf);
+        if (this.ctx.freeSpace) {
+          s.freeSpace = freeSpaceOf(dry, leaf);
+          for (const p of s.freeSpace.partitions) if (p.status === 'skipped') this.ctx.log(d.path, `free space: partition ${p.index} (${p.fs}) left as it is: ${p.reason}`);
+          for (const p of s.freeSpace.partitions) for (const x of p.refused) this.ctx.log(d.path, `free space: partition ${p.index}: --drop ${x.drop} refused: ${x.reason}`);
+        }
         if (dry.reclaimableBytes <= 0 || dry.reclaimableBytes < this.ctx.minReclaim) {
           this.ctx.log(d.path, dry.reclaimableBytes <= 0 ? 'nothing to reclaim' : `${dry.reclaimableBytes} bytes to reclaim, below --min-reclaim ${this.ctx.minReclaim}: left as it is`);
           return;
