@@ -6,6 +6,8 @@ import { ErrorCodes, type ErrorCode } from '../errors.js';
 import type { DiskType } from '../format/index.js';
 import type { Shard } from './shard.js';
 import { plural } from '../plural.js';
+import type { DropKind } from '../plan/dropPlan.js';
+import { emptyReasons, type PartitionReport, type ReasonBytes } from '../ops/dropReport.js';
 
 export const REPORT_VERSION = 1;
 
@@ -68,6 +70,20 @@ export interface DiskReport {
    */
   staleLocators: boolean;
   skip: Skip | null;
+  /** Bytes compaction drops from the disk, by reason (the dry-run figures); null when not measured. */
+  droppedBytes: ReasonBytes | null;
+  /** With --free-space: whether it applied to this disk (leaves only), and what the partitions gave; null without it or when not measured. */
+  freeSpace: DiskFreeSpace | null;
+}
+
+export interface DiskFreeSpace {
+  applied: boolean;
+  /** Why not (a disk with children), else null. */
+  reason: string | null;
+  /** Why the partition table could not be read, else null. */
+  tableError: string | null;
+  partitions: PartitionReport[];
+  blocksKept: { count: number; usedBytes: number };
 }
 
 export interface ActionReport {
@@ -85,6 +101,8 @@ export interface ActionReport {
   /** relink: how the link was written (in-place, rewrite, unchanged) and the proof's verdict (proven, accepted). */
   method?: 'in-place' | 'rewrite' | 'unchanged';
   proof?: 'proven' | 'accepted';
+  /** compact: sector bytes dropped, by reason. */
+  droppedBytes?: ReasonBytes;
   durationMs: number;
 }
 
@@ -107,6 +125,8 @@ export interface ChainReport {
   bytesReclaimed: number;
   /** Sum of the dry-run figures of the disks chosen for compaction. */
   bytesReclaimable: number;
+  /** Sector bytes those compactions drop, by reason. */
+  droppedBytes: ReasonBytes;
   /** Temporary files of killed vhdtool runs removed from beside these disks. */
   removedTemporaries: string[];
   errors: ErrorEntry[];
@@ -134,6 +154,8 @@ export interface MaintainSummary {
   disksCompacted: number;
   bytesReclaimed: number;
   bytesReclaimable: number;
+  /** Sector bytes dropped by the compactions chosen (a dry run: that would be), by reason. */
+  droppedBytes: ReasonBytes;
   /** Chains (leaves) shortened by at least one layer. */
   chainsShortened: number;
   layersCoalesced: number;
@@ -165,6 +187,8 @@ export interface MaintainReport {
     exclude: string[];
     threads: number;
     concurrency: number;
+    freeSpace: boolean;
+    drop: DropKind[];
   };
   /** 0 healthy; 1 some chain failed or was skipped for an error; otherwise the fatal error's code. */
   exitCode: number;
@@ -208,11 +232,19 @@ export function finalize(r: MaintainReport): MaintainReport {
   s.staleLocators = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.staleLocators).length, 0);
   s.bytesReclaimed = r.chains.reduce((n, c) => n + c.bytesReclaimed, 0);
   s.bytesReclaimable = r.chains.reduce((n, c) => n + c.bytesReclaimable, 0);
+  s.droppedBytes = addReasons(r.chains.map((c) => c.droppedBytes));
   s.disksSkipped = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.skip !== null).length, 0);
   s.errors = errors.length;
   r.exitCode = exitCodeOf(r);
   r.status = r.fatal ? 'fatal' : errors.length ? 'errors' : 'healthy';
   return r;
+}
+
+/** The sum of several by-reason byte counts (missing ones count 0: reports made before the reasons existed). */
+export function addReasons(list: Array<ReasonBytes | null | undefined>): ReasonBytes {
+  const out = emptyReasons();
+  for (const b of list) for (const k of Object.keys(out) as Array<keyof ReasonBytes>) out[k] += b?.[k] ?? 0;
+  return out;
 }
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -231,8 +263,11 @@ function fmt(n: number): string {
 export function describeAction(a: ActionReport): string {
   const dry = a.dryRun;
   switch (a.action) {
-    case 'compact':
-      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}`;
+    case 'compact': {
+      const planned = a.droppedBytes ? (['freeSpace', 'pagefile', 'swapfile', 'hiberfil', 'swap'] as const).filter((k) => a.droppedBytes![k] > 0) : [];
+      const why = planned.length ? ` (dropping ${planned.map((k) => `${k} ${fmt(a.droppedBytes![k])}`).join(', ')})` : '';
+      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}${why}`;
+    }
     case 'coalesce':
       return `${dry ? 'would shorten' : 'shortened'}: coalesced with its parent ${a.parent}; ${a.newParent ? `now over ${a.newParent}` : 'now standalone'}`;
     case 'remove-orphan':

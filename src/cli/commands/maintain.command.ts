@@ -4,7 +4,9 @@ import { InvalidArgumentError } from 'commander';
 import { DEFAULT_CONCURRENCY } from '../../maintain/defaults.js';
 import { parseShard, type Shard } from '../../maintain/shard.js';
 import { MAX_MIN_RECLAIM } from '../../maintain/limits.js';
-import { json, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
+import { json, parseDrops, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
+import type { DropKind } from '../../plan/dropPlan.js';
+import { VhdToolError } from '../../errors.js';
 
 function parseDepth(v: string): number {
   if (!/^\d+$/.test(v)) throw new InvalidArgumentError('must be a whole number (differencing layers above the base)');
@@ -47,6 +49,8 @@ interface MaintainFlags {
   concurrency?: number;
   progress?: boolean;
   verbose?: boolean;
+  freeSpace?: boolean;
+  drop?: DropKind[];
 }
 
 export function registerMaintain(program: Command, io: CliIO, done: (code: number) => void): void {
@@ -63,6 +67,8 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
     .option('--remove-orphans', 'delete the intermediate layers shortening leaves unused (if no disk names them as parent)')
     .option('--relink', "rewrite the locators of children whose parent was found only by UUID under the roots, after relink's proof")
     .option('--exclude <glob>', 'skip files and folders matching GLOB (repeatable; "*.avhd", "archive", "clients/old/**")', collect, [])
+    .option('--free-space', "compact leaves with --free-space: also drop the sectors in clusters the guest's file systems mark free")
+    .option('--drop <list>', 'with --free-space, also drop the content of: pagefile, swapfile, hiberfil, swap (comma-separated; only with the VMs shut down)', parseDrops)
     .option('--shard <K/N>', 'work only on the chain families of shard K of N (K from 0), by the UUID of their base', parseShardArg)
     .option('--threads <n>', 'worker threads of the comparison pool (0 = none)', parseThreads)
     .option('--concurrency <n>', `disks worked on at once (default ${DEFAULT_CONCURRENCY})`, parseConcurrency)
@@ -88,13 +94,14 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
       '  vhdtool maintain /mnt/vhd --shard 2/8 --exclude "*.avhd" --json',
     ].join('\n'))
     .action(async (roots: string[], o: MaintainFlags) => {
+      if (o.drop && !o.freeSpace) throw new VhdToolError('USAGE', '--drop needs --free-space');
       const [{ maintain }, { renderHuman }] = await Promise.all([import('../../ops/maintain.js'), import('../../maintain/report.js')]);
       // Off a terminal (cron mail, journald, a pod's log): one time-stamped line per disk as the run goes,
       // on standard output before the summary (not with --json, whose output is one object).
       const logLine = io.tty || o.json ? undefined : (e: MaintainEvent) => io.out(`${e.at.toISOString()} ${e.path}: ${e.text}`);
       const r = await maintain(roots, {
         dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans, relink: o.relink,
-        exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency,
+        exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency, freeSpace: o.freeSpace, drop: o.drop,
         reportFile: o.report, metricsFile: o.metrics, signal: io.signal, progress: progressFor(io, o), onEvent: logLine,
       });
       if (o.json) json(io, r);
