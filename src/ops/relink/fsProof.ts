@@ -273,15 +273,26 @@ async function judgePartition(view: PartitionView, held: RangeSet, diskRead: () 
   }
   out.state = scan.state.state;
   out.stateReasons = scan.state.reasons;
+  await judgeAnomalies(out, scan, local, () => cand.volumeAt(p.start, p.size, familyOf(vol.kind)), ctx.signal);
+  return done(out);
+}
+
+/**
+ * The verdict from the composed scan's anomalies, against those the
+ * candidate alone has at the same place (`openBaseline`: opened and scanned
+ * only when the composed view has any).
+ */
+async function judgeAnomalies(out: PartitionCheck, scan: VolumeScan, local: RangeSet,
+  openBaseline: () => Promise<{ volume: Volume | null; why: string }>, signal?: AbortSignal): Promise<void> {
   const scanned = `${plural(scan.files, 'file')} and ${plural(scan.directories, 'directory', 'directories')} read`;
   const evidence = scan.anomalies.filter((a) => !INFORMATIONAL.has(a.kind));
   if (evidence.length === 0) {
     out.verdict = 'consistent';
     out.note = `${scanned}, no anomaly`;
-    return done(out);
+    return;
   }
-  const baseline = await cand.volumeAt(p.start, p.size, familyOf(vol.kind));
-  const candAnomalies = baseline.volume ? (await scanVolume(baseline.volume, ctx.signal)).anomalies.filter((a) => !INFORMATIONAL.has(a.kind)) : [];
+  const baseline = await openBaseline();
+  const candAnomalies = baseline.volume ? (await scanVolume(baseline.volume, signal)).anomalies.filter((a) => !INFORMATIONAL.has(a.kind)) : [];
   out.candidateKinds = candAnomalies.map((a) => a.kind);
   const d = introducedBy(evidence, candAnomalies, local);
   out.introduced = d.introduced;
@@ -293,12 +304,12 @@ async function judgePartition(view: PartitionView, held: RangeSet, diskRead: () 
   if (out.introduced.length === 0) {
     out.verdict = 'consistent';
     out.note = `${scanned}; composing adds no anomaly${alone}${own}`;
-  } else {
-    out.verdict = scan.state.state === 'clean' ? 'inconsistent' : 'unclean';
-    const state = scan.state.state === 'clean' ? '' : ` (the volume is ${scan.state.state}: ${scan.state.reasons.join('; ')})`;
-    out.note = `${scanned}${state}; composing adds ${out.introduced.map(describe).join('; ')}${alone}${own}`;
+    return;
   }
-  return done(out);
+  const clean = scan.state.state === 'clean';
+  out.verdict = clean ? 'inconsistent' : 'unclean';
+  const state = clean ? '' : ` (the volume is ${scan.state.state}: ${scan.state.reasons.join('; ')})`;
+  out.note = `${scanned}${state}; composing adds ${out.introduced.map(describe).join('; ')}${alone}${own}`;
 }
 
 async function scanVolume(v: Volume, signal?: AbortSignal): Promise<VolumeScan> {
