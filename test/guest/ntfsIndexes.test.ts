@@ -97,6 +97,37 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS directory indexes written by ntfs
   });
 });
 
+describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS directory indexes, damaged at random', () => {
+  it('random bytes in a directory\'s record and index blocks: the scan either reports anomalies or refuses the volume (GuestError), never crashes or hangs', async () => {
+    const file = mkntfs(path.join(tempDir('ntfs-idx-fuzz-'), 'f.img'), 8 << 20, 1024);
+    await withMounted(file, (m) => {
+      mkdirSync(path.join(m, 'd'));
+      for (let i = 0; i < 80; i++) writeFileSync(path.join(m, 'd', `name-${i}.txt`), `${i}`);
+    });
+    const base = new Uint8Array(readFileSync(file));
+    const { by } = await scan(base);
+    const d = by.get('d')!;
+    const targets = [...d.meta.toArray(), ...d.data.toArray()];
+    let seed = 12345;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    const seen = new Set<string>();
+    for (let round = 0; round < 150; round++) {
+      const b = base.slice();
+      for (let k = 0; k < 1 + rnd(6); k++) {
+        const [s, e] = targets[rnd(targets.length)];
+        b[s + rnd(e - s)] = rnd(256);
+      }
+      try {
+        const r = await scan(b);
+        for (const a of r.scan.anomalies) seen.add(a.kind);
+      } catch (e) {
+        expect((e as Error).name, String(e)).toBe('GuestError');
+      }
+    }
+    expect(seen.has('bad-index') || seen.has('torn-record')).toBe(true);
+  });
+});
+
 describe.skipIf(!HAVE_REAL)('NTFS directory indexes on volumes Windows wrote', () => {
   it('the dfvfs Windows disks (dynamic, fixed, a differencing child over its parent): no anomaly', async () => {
     for (const n of ['ntfs-dynamic.vhd', 'ntfs-fixed.vhd', 'ntfs-differential.vhd']) {

@@ -23,8 +23,9 @@ The proof, each check reported before anything is written:
   parent-chain  the candidate's chain is complete and every layer passes \`vhdtool check\`
   guest-filesystems  the guest's file systems (FAT, ext, NTFS) read through the new chain
                 add nothing the candidate alone lacks: no cluster owned twice, no file in
-                free clusters, no unreachable record, no torn record at the child/parent
-                seam (no override; a volume not shut down cleanly: --force)
+                free clusters, no unreachable record, no directory entry naming a record
+                or inode not in use, no torn record at the child/parent seam (no
+                override; a volume not shut down cleanly: --force)
 VHD records no content link to the parent: see "limits" in the output.
 
 The header and locator sectors are rewritten in place under an undo journal

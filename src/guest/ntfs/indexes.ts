@@ -14,7 +14,10 @@
  *
  * Read only when asked (ScanOptions.indexes): one record read per directory
  * (through its attribute list when it has one) and each index block its
- * $BITMAP marks in use, once. Memory: one byte per record.
+ * $BITMAP marks in use, once. Memory: one byte per record. Index blocks read
+ * are capped by what the MFT can need (BUDGET_PER_RECORD a record, at least
+ * BUDGET_MIN in all): a hostile index mapping the whole volume is reported,
+ * not read.
  */
 import { GuestError } from '../errors.js';
 import { RangeSetBuilder, type RangeSet } from '../ranges.js';
@@ -33,6 +36,9 @@ const I30 = '$I30';
 const MAGIC_INDX = 0x58444e49; // "INDX"
 const ENTRY_LAST = 2;
 const ROOT = 5;
+/** Index bytes a record may account for (a real entry is about 100 bytes; blocks are rarely full). */
+const BUDGET_PER_RECORD = 4096;
+const BUDGET_MIN = 64 * 1024 * 1024;
 
 /** What the check needs of the volume. */
 export interface IndexVolume {
@@ -54,18 +60,21 @@ interface Dir {
 export async function checkIndexes(v: IndexVolume, t: RecordTable, signal?: AbortSignal): Promise<Anomaly[]> {
   const log = new AnomalyLog();
   const named = new Uint8Array(t.count);
+  const budget = { left: Math.max(BUDGET_MIN, t.count * BUDGET_PER_RECORD), over: false };
   const live = (r: number) => r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
   for (let d = 0; d < t.count; d++) {
     if (!live(d) || !(t.flags[d] & F_DIR)) continue;
     if ((d & 255) === 0 && signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new GuestError('scan aborted');
     const dir: Dir = { record: d, name: `directory ${t.names[d] !== undefined && d !== ROOT ? `'${t.names[d]}' ` : d === ROOT ? '(root) ' : ''}(MFT record ${d})`, where: v.recordRanges(d) };
     try {
-      await checkDirectory(v, dir, t, named, log);
+      await checkDirectory(v, dir, t, named, log, budget);
     } catch (e) {
       if (!(e instanceof GuestError)) throw e;
       log.add('bad-index', `${dir.name}: ${e.message}`, dir.where);
     }
   }
+  // Past the budget some entries went unread: no record can be said to be missing from its index.
+  if (budget.over) return log.list();
   for (let r = 0; r < t.count; r++) {
     const p = t.parent[r];
     // Orphans (a parent not in use, reused, or not a directory) are the path pass's to report.
@@ -77,7 +86,7 @@ export async function checkIndexes(v: IndexVolume, t: RecordTable, signal?: Abor
   return log.list();
 }
 
-async function checkDirectory(v: IndexVolume, dir: Dir, t: RecordTable, named: Uint8Array, log: AnomalyLog): Promise<void> {
+async function checkDirectory(v: IndexVolume, dir: Dir, t: RecordTable, named: Uint8Array, log: AnomalyLog, budget: { left: number; over: boolean }): Promise<void> {
   const { attrs } = await v.load(dir.record);
   const root = attrs.find((a) => a.type === AT_INDEX_ROOT && a.name === I30 && a.value);
   if (!root) {
@@ -91,8 +100,17 @@ async function checkDirectory(v: IndexVolume, dir: Dir, t: RecordTable, named: U
   const alloc = streamOf(attrs, AT_INDEX_ALLOCATION, I30);
   if (!alloc || alloc.resident || alloc.dataSize === 0) return;
   if (blockSize < 512 || blockSize > 65536 || (blockSize & (blockSize - 1)) !== 0) throw new GuestError(`its index root gives an index block size of ${blockSize}`);
-  const used = await inUseBlocks(v, attrs, Math.floor(alloc.dataSize / blockSize), dir);
-  for (const i of used) {
+  const mapped = alloc.runs.reduce((n, r) => n + r.length, 0) * v.clusterSize;
+  const count = Math.floor(Math.min(alloc.dataSize, alloc.initializedSize, mapped) / blockSize);
+  const used = await indexBitmap(v, attrs, count, dir);
+  for (let i = 0; i < count; i++) {
+    if (used && !(i >> 3 < used.length && used[i >> 3] & (1 << (i & 7)))) continue;
+    if (budget.left < blockSize) {
+      if (!budget.over) log.add('bad-index', `${dir.name}: the directory indexes hold more blocks than the MFT's ${t.count} records can need; the rest is not read`, dir.where);
+      budget.over = true;
+      return;
+    }
+    budget.left -= blockSize;
     const at = i * blockSize;
     const where = { ...dir, where: streamBytes(alloc, v.clusterSize, at, blockSize) };
     const b = await readStream(v.src, alloc, v.clusterSize, at, blockSize, `index block ${i} of ${dir.name}`);
@@ -109,17 +127,12 @@ async function checkDirectory(v: IndexVolume, dir: Dir, t: RecordTable, named: U
   }
 }
 
-/** Index blocks in use: those its $I30 $BITMAP marks (all of them when it has none). */
-async function inUseBlocks(v: IndexVolume, attrs: AttrInfo[], count: number, dir: Dir): Promise<number[]> {
+/** Which index blocks are in use: its $I30 $BITMAP (bit i: block i), or null (all) when it has none. */
+async function indexBitmap(v: IndexVolume, attrs: AttrInfo[], count: number, dir: Dir): Promise<Uint8Array | null> {
   const s = streamOf(attrs, AT_BITMAP, I30);
-  let bits: Uint8Array | null = null;
-  if (s) {
-    const n = Math.min(s.dataSize, Math.ceil(count / 8));
-    bits = s.resident ? s.resident.subarray(0, n) : await readStream(v.src, s, v.clusterSize, 0, n, `index bitmap of ${dir.name}`);
-  }
-  const out: number[] = [];
-  for (let i = 0; i < count; i++) if (!bits || (i >> 3 < bits.length && bits[i >> 3] & (1 << (i & 7)))) out.push(i);
-  return out;
+  if (!s) return null;
+  const n = Math.min(s.dataSize, Math.ceil(count / 8));
+  return s.resident ? s.resident.subarray(0, n) : readStream(v.src, s, v.clusterSize, 0, n, `index bitmap of ${dir.name}`);
 }
 
 /**
