@@ -100,7 +100,8 @@ export interface FileSystemsCheck {
 }
 
 const PROVES = 'the guest\'s file systems read through the new chain (child over candidate) are consistent: composing adds no cluster owned twice, ' +
-  'no file in clusters marked free, no unreachable record, no broken chain or extent, no torn NTFS record where the child\'s sectors meet the candidate\'s';
+  'no file in clusters marked free, no unreachable record, no directory entry naming a record or inode not in use, no broken chain or extent, ' +
+  'no torn NTFS record where the child\'s sectors meet the candidate\'s';
 
 export async function checkGuestFileSystems(ctx: ProofContext): Promise<StepResult> {
   const base = { name: 'guest-filesystems', proves: PROVES, code: 'BAD_FILESYSTEM' as const };
