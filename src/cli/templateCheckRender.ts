@@ -50,7 +50,7 @@ export function renderCheck(io: CliIO, r: TemplateCheckResult): void {
 }
 
 export function renderCheckRoots(io: CliIO, r: TemplateRootsResult): void {
-  io.out(`update ${displaySafe(r.old)} -> ${displaySafe(r.newTemplate)}: ${counts(r.updateChanged)} files changed; ${r.users.length} user disk${r.users.length === 1 ? '' : 's'} on it`);
+  io.out(`update ${displaySafe(r.old)} -> ${displaySafe(r.newTemplate)}: files changed: ${counts(r.updateChanged)}; ${r.users.length} user disk${r.users.length === 1 ? '' : 's'} on the old template`);
   for (const u of r.users) {
     if (!u.ok) {
       io.out(`${displaySafe(u.path)}: error: ${displaySafe(u.error.message)}`);

@@ -20,6 +20,7 @@ import { extTools, fatTools, makeScene, makeTemplate, ntfsTools, type FsTools, t
 import { HAVE_FUSE } from '../helpers/ntfsImages.js';
 import { runCli } from '../helpers/cliRun.js';
 import { tempDir } from '../helpers/tmp.js';
+import { writeRange } from '../helpers/patch.js';
 
 const HAVE_E2FSCK = spawnSync('e2fsck', ['-V'], { stdio: 'ignore' }).error === undefined;
 const HAVE_FSCK_FAT = spawnSync('fsck.fat', ['--help'], { stdio: 'ignore' }).error === undefined;
@@ -161,3 +162,53 @@ for (const { tools, have } of KINDS) {
     });
   });
 }
+
+describe.skipIf(!(HAVE_MKFS_EXT4 && HAVE_DEBUGFS))('rebase --check over folders: errors and the old template', () => {
+  it('a user whose file system cannot be read is reported on its line (exit 9), the others are checked; two templates need --old', async () => {
+    const d = tempDir();
+    const golden = path.join(d, 'golden');
+    const users = path.join(d, 'users');
+    mkdirSync(golden);
+    mkdirSync(users);
+    const template = path.join(d, 'template.img');
+    makeTemplate(extTools, template);
+    const updated = path.join(d, 'updated.img');
+    copyFileSync(template, updated);
+    extTools.pokeFile(updated, 'apps/tool.bin', Buffer.from('UPDATE'));
+    const good = path.join(d, 'good.img');
+    copyFileSync(template, good);
+    extTools.pokeFile(good, 'docs/manual.txt', Buffer.from('MINE'));
+    const broken = path.join(d, 'broken.img');
+    copyFileSync(good, broken);
+    // Its superblock claims more blocks than the volume holds.
+    writeRange(broken, 1024 + 4, new Uint8Array([0xff, 0xff, 0xff, 0x00]));
+    await chainFromImages(golden, [template], ['golden.vhd']);
+    await chainFromImages(golden, [updated], ['golden-v2.vhd']);
+    await chainFromImages(users, [template, good], ['b1.vhd', 'good.vhd']);
+    await chainFromImages(users, [template, broken], ['b2.vhd', 'broken.vhd']);
+    for (const u of ['good.vhd', 'broken.vhd']) await rebase(path.join(users, u), path.join(golden, 'golden.vhd'), { threads: 0 });
+    rmSync(path.join(users, 'b1.vhd'));
+    rmSync(path.join(users, 'b2.vhd'));
+    const v2 = path.join(golden, 'golden-v2.vhd');
+    const r = await runCli(['rebase', users, '--onto', v2, '--check', '--threads', '0', '--no-progress']);
+    expect(r.code, r.err.join('\n')).toBe(9);
+    const lines = r.out.filter((l) => l.startsWith(users));
+    expect(lines).toHaveLength(2);
+    const b = path.join(users, 'broken.vhd');
+    expect(lines[0].startsWith(`${b}: error: ${b}: partition 1 (ext): ext superblock: `)).toBe(true);
+    expect(lines[1]).toBe(`${path.join(users, 'good.vhd')}: no conflict; changed 1 file(s); safe-to-rebase; naive relink safe`);
+    // A second template with a child of its own under the folder: which one is old is not guessed.
+    const other = path.join(d, 'other');
+    mkdirSync(other);
+    await chainFromImages(other, [template, good], ['other-base.vhd', 'other-user.vhd']);
+    copyFileSync(path.join(other, 'other-user.vhd'), path.join(users, 'other-user.vhd'));
+    const amb = await runCli(['rebase', users, '--onto', v2, '--check', '--threads', '0', '--no-progress']);
+    expect(amb.code).toBe(2);
+    expect(amb.err[0]).toMatch(/^vhdtool: the disks under the roots sit on 2 different templates \(.*golden\.vhd, .*other-base\.vhd\): name the old one with --old$/);
+    const named = await runCli(['rebase', users, '--onto', v2, '--check', '--old', path.join(golden, 'golden.vhd'), '--json', '--threads', '0', '--no-progress']);
+    expect(named.code).toBe(9);
+    const j = JSON.parse(named.out.join('\n'));
+    expect(j.users.map((u: { path: string; ok: boolean }) => [path.basename(u.path), u.ok])).toEqual([['broken.vhd', false], ['good.vhd', true]]);
+    expect(j.users[0].error.code).toBe('BAD_FILESYSTEM');
+  });
+});
