@@ -26,9 +26,9 @@ import { readGuestLayout, type GuestLayout } from '../guest/layout.js';
 import type { FsKind } from '../guest/volume.js';
 import type { RangeSet } from '../guest/ranges.js';
 import { nodeFileSystem, type FileSystem } from '../io/fsys.js';
-import { assertUnchanged, resolveBase, type OpBase } from './common.js';
+import { assertUnchanged, resolveBase, type OpBase, type Resolved } from './common.js';
 import { differingRanges, plannedBytes } from './diffRanges.js';
-import { diffViews, type PartitionDiff, type PartitionLayout, type ViewSide, type ViewsOptions } from './diffViews.js';
+import { diffViews, isInterruption, whenStopped, type PartitionDiff, type PartitionLayout, type ViewSide, type ViewsOptions } from './diffViews.js';
 import type { Light } from './diffIndex.js';
 
 export interface DiffOptions extends OpBase {
@@ -171,26 +171,32 @@ export async function diff(a: string, b?: string, opts: DiffOptions = {}): Promi
   const pair = b === undefined ? await openChildAndParent({ ...opts, parent: opts.parentA }, a) : await openTwo(opts, a, b);
   const ctx = resolveBase({ ...opts, threads: threadsFor(opts, pair.oldChain, pair.newChain) }, 4096);
   try {
-    const sizeOld = pair.oldChain.layersLeafFirst[0].meta.virtualSize;
-    const sizeNew = pair.newChain.layersLeafFirst[0].meta.virtualSize;
-    const found = await differingRanges(ctx.runner, pair.oldChain, pair.newChain, { signal: ctx.signal, progress: ctx.progress });
-    refuseDataPastEnd(found.ranges, sizeOld, sizeNew, pair);
-    const oldLayout = await layoutOf(pair.oldChain, pair.oldPath);
-    const newLayout = await layoutOf(pair.newChain, pair.newPath);
-    const views: ViewsOptions = { signal: ctx.signal, progress: ctx.progress, ancestor: await commonAncestor(pair, found.sharedLayers) };
-    const parts = await diffViews({ path: pair.oldPath, layout: oldLayout }, { path: pair.newPath, layout: newLayout }, found.ranges, views);
-    await assertUnchanged(ctx.fs, [...pair.oldChain.layersLeafFirst, ...pair.newChain.layersLeafFirst], 'the comparison is void');
-    const partitions = parts.map(partitionResult);
-    const outside = found.ranges.intersect(newLayout.outside.union(oldLayout.outside)).bytes;
-    return {
-      old: pair.oldPath, new: pair.newPath, mode: pair.mode, virtualSize: Math.max(sizeOld, sizeNew),
-      sharedLayers: found.sharedLayers, differingBytes: found.ranges.bytes, outsideBytes: outside, bytesCompared: found.bytesCompared,
-      partitions, summary: summarize(partitions), durationMs: Date.now() - t0,
-    };
+    return await diffPair(pair, ctx, t0);
+  } catch (e) {
+    throw whenStopped(e, ctx.signal);
   } finally {
     await pair.close();
     await ctx.close();
   }
+}
+
+async function diffPair(pair: OpenedPair, ctx: Resolved, t0: number): Promise<DiffResult> {
+  const sizeOld = pair.oldChain.layersLeafFirst[0].meta.virtualSize;
+  const sizeNew = pair.newChain.layersLeafFirst[0].meta.virtualSize;
+  const found = await differingRanges(ctx.runner, pair.oldChain, pair.newChain, { signal: ctx.signal, progress: ctx.progress });
+  refuseDataPastEnd(found.ranges, sizeOld, sizeNew, pair);
+  const oldLayout = await layoutOf(pair.oldChain, pair.oldPath);
+  const newLayout = await layoutOf(pair.newChain, pair.newPath);
+  const views: ViewsOptions = { signal: ctx.signal, progress: ctx.progress, ancestor: await commonAncestor(pair, found.sharedLayers) };
+  const parts = await diffViews({ path: pair.oldPath, layout: oldLayout }, { path: pair.newPath, layout: newLayout }, found.ranges, views);
+  await assertUnchanged(ctx.fs, [...pair.oldChain.layersLeafFirst, ...pair.newChain.layersLeafFirst], 'the comparison is void');
+  const partitions = parts.map(partitionResult);
+  const outside = found.ranges.intersect(newLayout.outside.union(oldLayout.outside)).bytes;
+  return {
+    old: pair.oldPath, new: pair.newPath, mode: pair.mode, virtualSize: Math.max(sizeOld, sizeNew),
+    sharedLayers: found.sharedLayers, differingBytes: found.ranges.bytes, outsideBytes: outside, bytesCompared: found.bytesCompared,
+    partitions, summary: summarize(partitions), durationMs: Date.now() - t0,
+  };
 }
 
 /**
@@ -210,7 +216,7 @@ async function commonAncestor(pair: OpenedPair, shared: number): Promise<ViewSid
   try {
     return { path: p, layout: await layoutOf(tail, p) };
   } catch (e) {
-    if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
+    if (isInterruption(e)) throw e;
     return undefined;
   }
 }

@@ -112,9 +112,33 @@ function volumeOf(v: PartitionView, side: ViewSide): Volume | UnknownVolume {
 
 const isVolume = (v: Volume | UnknownVolume): v is Volume => 'scan' in v;
 
-/** Attributes a file system's error to its disk and partition; an interruption stays what it is. */
+/**
+ * True for an interruption: vhdtool's INTERRUPTED, or the signal's own
+ * reason (an AbortError) that a reader may throw instead.
+ */
+export function isInterruption(e: unknown): boolean {
+  return (e instanceof VhdToolError && e.code === 'INTERRUPTED') || (e instanceof Error && e.name === 'AbortError');
+}
+
+/** An interruption as vhdtool's INTERRUPTED; anything else as it is. */
+export function asInterruption(e: unknown): unknown {
+  return isInterruption(e) && !(e instanceof VhdToolError) ? new VhdToolError('INTERRUPTED', 'interrupted') : e;
+}
+
+/**
+ * The error an operation reports when it failed while its signal was
+ * aborted: the caller asked to stop, and is told it stopped (a reader may
+ * fail with the signal's own reason, or a wrapped form of it); a real
+ * refusal that happened first stays what it is.
+ */
+export function whenStopped(e: unknown, signal: AbortSignal | undefined): unknown {
+  if (!signal?.aborted) return e;
+  return e instanceof VhdToolError && e.code !== 'INTERRUPTED' && e.code !== 'INTERNAL' ? e : new VhdToolError('INTERRUPTED', 'interrupted');
+}
+
+/** Attributes a file system's error to its disk and partition; an interruption stays one. */
 function blame(e: unknown, index: number, kind: string, side: ViewSide): unknown {
-  if (e instanceof VhdToolError && e.code === 'INTERRUPTED') return e;
+  if (isInterruption(e)) return asInterruption(e);
   return inPartition(e, index, kind).withPath(side.path);
 }
 
@@ -202,7 +226,7 @@ async function ancestorIds(p: Pair, anc: ViewSide, opts: ViewsOptions): Promise<
   try {
     return await idsOf(vol, opts.signal);
   } catch (e) {
-    if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
+    if (isInterruption(e)) throw asInterruption(e);
     return null;
   } finally {
     progress.done();

@@ -35,7 +35,7 @@ import { layoutOf, threadsFor } from './diff.js';
 import { nodeFileSystem } from '../io/fsys.js';
 import { hashContent, ownersOf, type Light } from './diffIndex.js';
 import { differingRanges } from './diffRanges.js';
-import { diffViews, type PartitionDiff } from './diffViews.js';
+import { asInterruption, diffViews, isInterruption, whenStopped, type PartitionDiff } from './diffViews.js';
 import { refuseCycle } from './rebase.js';
 import { changeList, findConflicts, metadataConflicts, type ChangeEntry, type Conflict, type MetadataConflict } from './templateConflicts.js';
 
@@ -125,6 +125,8 @@ export async function templateCheck(child: string, newTemplate: string, opts: Te
     const r = await checkUser(ctx, upd, chain, child);
     await assertUnchanged(ctx.fs, [...chain.layersLeafFirst, ...np.layersLeafFirst], 'the check is void');
     return { ...r, updateChanged: upd.changed, durationMs: Date.now() - t0 };
+  } catch (e) {
+    throw whenStopped(e, opts.signal);
   } finally {
     await chain.close();
     if (np) await np.close();
@@ -277,6 +279,8 @@ export async function templateCheckRoots(roots: string[], newTemplate: string, o
       await old.close();
       if (np) await np.close();
     }
+  } catch (e) {
+    throw whenStopped(e, opts.signal);
   } finally {
     await ctx.close();
   }
@@ -326,7 +330,8 @@ async function checkOne(ctx: Resolved, upd: Update, old: Chain, np: Chain, n: No
     await assertUnchanged(ctx.fs, chain.layersLeafFirst, 'the check is void');
     return { path: p, ok: true, ...r };
   } catch (e) {
-    if (e instanceof VhdToolError && e.code === 'INTERRUPTED') throw e;
+    if (ctx.signal?.aborted) throw whenStopped(e, ctx.signal);
+    if (isInterruption(e)) throw asInterruption(e);
     const err = e instanceof VhdToolError ? e.withPath(p) : new VhdToolError('INTERNAL', `internal error: ${e instanceof Error ? e.message : String(e)} (please report this)`, p);
     return { path: p, ok: false, error: { code: err.code, exitCode: err.exitCode, message: err.line } };
   } finally {

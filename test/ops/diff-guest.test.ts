@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { diff, type DiffPartitionResult, type DiffResult } from '../../src/ops/diff.js';
 import { rebase } from '../../src/ops/rebase.js';
+import { VhdToolError } from '../../src/errors.js';
 import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_TSK, blankImage, chainFromImages, run } from '../helpers/guest.js';
 import { HAVE_FUSE } from '../helpers/ntfsImages.js';
 import { fatFirstByte, oracleDiff, oracleRenames, pathLevel, poke, tskTree, type TreeEntry } from '../helpers/diffOracle.js';
@@ -105,6 +106,16 @@ for (const { tools, have } of KINDS) {
         expect(r.differingBytes).toBe(0);
         expect(r.summary).toEqual({ added: 0, deleted: 0, modified: 0, renamed: 0, createdDirectories: 0, deletedDirectories: 0 });
         expect(only(r).note).toBe('no sector of it differs');
+      }
+    });
+
+    it('stops when interrupted during either scan, and says it was interrupted (whatever the reader throws)', async () => {
+      for (const which of [0, 1]) {
+        const ac = new AbortController();
+        let scans = 0;
+        const progress = { start: (label: string) => { if (label.startsWith('reading partition') && scans++ === which) ac.abort(); }, advance() {}, done() {} };
+        const e = await diff(path.join(dir, 'user.vhd'), undefined, { threads: 0, progress, signal: ac.signal }).then(() => null, (x: unknown) => x);
+        expect((e as VhdToolError).code, String(e)).toBe('INTERRUPTED');
       }
     });
 
