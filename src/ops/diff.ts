@@ -81,6 +81,12 @@ export interface DiffPartitionResult {
   createdDirectories: Array<{ path: string }>;
   deletedDirectories: Array<{ path: string }>;
   metadataChanged: DiffMetadata[];
+  /**
+   * Each side's volume state as its scan found it (clean, dirty, unclean-log, hibernated, needs-recovery;
+   * null when not scanned), and why it is not clean: metadata written by a system that did not close the
+   * volume may not yet describe its files.
+   */
+  state: { old: string | null; new: string | null; reasons: string[] };
   /** Files whose content was read (on both sides) because they might differ. */
   filesRead: number;
   bytesRead: number;
@@ -282,6 +288,7 @@ function partitionResult(d: PartitionDiff): DiffPartitionResult {
     createdDirectories: c.createdDirs.map((l) => ({ path: l.path })).sort(byPath),
     deletedDirectories: c.deletedDirs.map((l) => ({ path: l.path })).sort(byPath),
     metadataChanged: c.metadata.map((m) => ({ name: m.name, kind: m.kind, bytes: m.changed.bytes })),
+    state: { old: c.stateA?.state ?? null, new: c.stateB?.state ?? null, reasons: [...new Set([...(c.stateA?.reasons ?? []), ...(c.stateB?.reasons ?? [])])] },
     filesRead: c.filesRead, bytesRead: c.bytesRead,
   };
 }

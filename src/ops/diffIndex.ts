@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { VhdToolError } from '../errors.js';
 import { GuestError } from '../guest/errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { GuestFile, Volume } from '../guest/volume.js';
+import type { GuestFile, Volume, VolumeState } from '../guest/volume.js';
 
 export interface Light {
   id: string;
@@ -62,6 +62,8 @@ export class VolumeIndex {
   metadata: RangeSet = RangeSet.EMPTY;
   /** Of the differing bytes (watch[0]), those some file claims as metadata: its own, and system files' and directories' data. */
   claimed: RangeSet = RangeSet.EMPTY;
+  /** The volume's state as its scan found it (clean, dirty, ...). */
+  state: VolumeState | null = null;
 
   get count(): number {
     return this.ids.length;
@@ -221,6 +223,7 @@ export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signa
   });
   index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
   index.claimed = claimed.build();
+  index.state = scan.state;
   return index;
 }
 

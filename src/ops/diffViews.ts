@@ -191,7 +191,7 @@ async function diffPair(p: Pair, A: ViewSide, B: ViewSide, differing: RangeSet, 
   if (!d.volA || !d.volB || d.volA.kind !== d.volB.kind) {
     const deleted = d.volA ? oneSided(await index(d.volA, A, []), 'deleted') : emptyChanges();
     const added = d.volB ? oneSided(await index(d.volB, B, []), 'added') : emptyChanges();
-    d.changes = { ...added, deleted: deleted.deleted, deletedDirs: deleted.deletedDirs };
+    d.changes = { ...added, deleted: deleted.deleted, deletedDirs: deleted.deletedDirs, stateA: deleted.stateA };
     if (d.volA && d.volB) d.note = `reformatted: ${d.volA.kind} on the old side, ${d.volB.kind} on the new`;
     return d;
   }

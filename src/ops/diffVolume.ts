@@ -11,7 +11,7 @@
  */
 import { VhdToolError } from '../errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { GuestFile, Volume } from '../guest/volume.js';
+import type { GuestFile, Volume, VolumeState } from '../guest/volume.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import { hashContent, LightMaker, type Light, type VolumeIndex } from './diffIndex.js';
 
@@ -73,6 +73,9 @@ export interface VolumeChanges {
   torn: string[];
   filesRead: number;
   bytesRead: number;
+  /** Each side's volume state (null: not scanned). */
+  stateA: VolumeState | null;
+  stateB: VolumeState | null;
 }
 
 export interface CompareVolumeOptions {
@@ -89,7 +92,7 @@ export interface CompareVolumeOptions {
 }
 
 export function emptyChanges(): VolumeChanges {
-  return { added: [], deleted: [], modified: [], renamed: [], createdDirs: [], deletedDirs: [], renamedDirs: [], metadata: [], torn: [], filesRead: 0, bytesRead: 0 };
+  return { added: [], deleted: [], modified: [], renamed: [], createdDirs: [], deletedDirs: [], renamedDirs: [], metadata: [], torn: [], filesRead: 0, bytesRead: 0, stateA: null, stateB: null };
 }
 
 class Collector {
@@ -214,7 +217,10 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
   // Differing bytes of metadata that no file claims: the file system's own structures.
   const structures = index.metadata.union(scanB.metadata.intersect(c.changedB)).subtract(index.claimed).subtract(claimedB.build());
   await readCandidates(col, volA, volB, opts, blame);
-  return col.finish(structures);
+  const out = col.finish(structures);
+  out.stateA = index.state;
+  out.stateB = scanB.state;
+  return out;
 }
 
 /** Reads the candidates on both sides; those whose contents differ are modified. */
@@ -252,6 +258,8 @@ async function readCandidates(col: Collector, volA: Volume, volB: Volume, opts: 
 /** Every file of a volume present on one side only: all added (side B) or all deleted (side A). */
 export function oneSided(index: VolumeIndex, side: 'added' | 'deleted'): VolumeChanges {
   const out = emptyChanges();
+  if (side === 'added') out.stateB = index.state;
+  else out.stateA = index.state;
   for (let i = 0; i < index.count; i++) {
     if (index.system(i)) continue;
     const l = index.light(i);

@@ -15,7 +15,8 @@ import { VhdToolError } from '../../src/errors.js';
 import { HAVE_DEBUGFS, HAVE_MKFS_EXT4, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_TSK, blankImage, chainFromImages, run } from '../helpers/guest.js';
 import { HAVE_FUSE } from '../helpers/ntfsImages.js';
 import { fatFirstByte, oracleDiff, oracleRenames, pathLevel, poke, tskTree, type TreeEntry } from '../helpers/diffOracle.js';
-import { extTools, fatTools, makeScene, ntfsShell, ntfsTools, type Scene } from '../helpers/templateScene.js';
+import { extTools, fatTools, makeScene, makeTemplate, ntfsShell, ntfsTools, type Scene } from '../helpers/templateScene.js';
+import { runCli } from '../helpers/cliRun.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const KINDS = [
@@ -203,3 +204,23 @@ function fatGeometry(img: string): { fats: number[]; clusterArea: number; spc: n
   const spc = Number(/Cluster Size: (\d+)/.exec(out)![1]) / 512;
   return { fats, clusterArea: area, spc };
 }
+
+describe.skipIf(!(HAVE_MKFS_EXT4 && HAVE_DEBUGFS))('diff reports each side\'s volume state', () => {
+  it('a clean template and a user\'s volume left not cleanly unmounted: the new side is dirty, with the reason', async () => {
+    const d = tempDir();
+    const template = path.join(d, 'template.img');
+    makeTemplate(extTools, template, 8 * MiB);
+    const user = path.join(d, 'user.img');
+    copyFileSync(template, user);
+    extTools.put(user, 'etc/new.conf', Buffer.from('new\n'));
+    run('debugfs', ['-w', '-R', 'ssv state 0', user]);
+    await chainFromImages(d, [template, user], ['template.vhd', 'user.vhd']);
+    const p = only(await diff(path.join(d, 'user.vhd'), undefined, { threads: 0 }));
+    expect(p.state.old).toBe('clean');
+    expect(p.state.new).toBe('dirty');
+    expect(p.state.reasons.join(' ')).toMatch(/not cleanly unmounted/);
+    expect(p.added.map((f) => f.path)).toEqual(['etc/new.conf']);
+    const cli = await runCli(['diff', '--no-progress', '--threads', '0', path.join(d, 'user.vhd')]);
+    expect(cli.out.join('\n')).toMatch(/warning: the new side's file system is dirty/);
+  });
+});

@@ -77,6 +77,10 @@ function renderPartition(io: CliIO, p: DiffPartitionResult, limit: number): void
   const layout = p.layout === 'same' ? '' : `, ${p.layout}`;
   io.out(`  partition ${p.index} (${fs}${layout}): ${fmtBytes(p.differingBytes)} differ${p.filesRead ? `; ${p.filesRead} file(s) read (${fmtBytes(p.bytesRead)})` : ''}`);
   if (p.note) io.out(`    ${displaySafe(p.note)}`);
+  for (const [side, st] of [['old', p.state.old], ['new', p.state.new]] as const) {
+    if (st && st !== 'clean') io.out(`    warning: the ${side} side's file system is ${st}: its metadata may not describe every file yet`);
+  }
+  for (const r of p.state.reasons) io.out(`    state: ${displaySafe(r)}`);
   const list = (mark: string, items: string[]) => {
     for (const line of items.slice(0, limit)) io.out(`    ${mark} ${displaySafe(line)}`);
     if (items.length > limit) io.out(`    ${mark} ... and ${items.length - limit} more (--limit N, or --json for all)`);
