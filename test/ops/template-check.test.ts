@@ -8,7 +8,7 @@
  * nothing else.
  */
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { rebase } from '../../src/ops/rebase.js';
@@ -182,14 +182,15 @@ describe.skipIf(!(HAVE_MKFS_EXT4 && HAVE_DEBUGFS))('rebase --check over folders:
     copyFileSync(good, broken);
     // Its superblock claims more blocks than the volume holds.
     writeRange(broken, 1024 + 4, new Uint8Array([0xff, 0xff, 0xff, 0x00]));
-    await chainFromImages(golden, [template], ['golden.vhd']);
-    await chainFromImages(golden, [updated], ['golden-v2.vhd']);
+    // The update as a layer over the old template (the Hyper-V way), kept among the users: it is not a user.
+    await chainFromImages(golden, [template, updated], ['golden.vhd', 'golden-v2.vhd']);
+    renameSync(path.join(golden, 'golden-v2.vhd'), path.join(users, 'golden-v2.vhd'));
     await chainFromImages(users, [template, good], ['b1.vhd', 'good.vhd']);
     await chainFromImages(users, [template, broken], ['b2.vhd', 'broken.vhd']);
     for (const u of ['good.vhd', 'broken.vhd']) await rebase(path.join(users, u), path.join(golden, 'golden.vhd'), { threads: 0 });
     rmSync(path.join(users, 'b1.vhd'));
     rmSync(path.join(users, 'b2.vhd'));
-    const v2 = path.join(golden, 'golden-v2.vhd');
+    const v2 = path.join(users, 'golden-v2.vhd');
     const r = await runCli(['rebase', users, '--onto', v2, '--check', '--threads', '0', '--no-progress']);
     expect(r.code, r.err.join('\n')).toBe(9);
     const lines = r.out.filter((l) => l.startsWith(users));
