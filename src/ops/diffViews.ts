@@ -182,34 +182,45 @@ async function diffPair(p: Pair, A: ViewSide, B: ViewSide, differing: RangeSet, 
   }
   d.volA = va as Volume | null;
   d.volB = vb as Volume | null;
+  if (!d.volA || !d.volB || d.volA.kind !== d.volB.kind) await oneSidedPair(d, A, B, opts);
+  else await comparedPair(d, p, d.volA, d.volB, A, B, localA, localB, opts);
+  return d;
+}
+
+/** Scans one side's volume into an index, with progress, its errors attributed to the disk and partition. */
+function indexSide(index: number, vol: Volume, side: ViewSide, watch: RangeSet[], opts: ViewsOptions) {
   const progress = opts.progress ?? noopProgress;
-  const torn = opts.torn ?? RangeSet.EMPTY;
-  const index = (vol: Volume, side: ViewSide, watch: RangeSet[]) => withBlame(p.index, vol.kind, side, () => {
-    progress.start(`reading partition ${p.index} (${vol.kind}) of ${side.path}`, 0);
+  return withBlame(index, vol.kind, side, () => {
+    progress.start(`reading partition ${index} (${vol.kind}) of ${side.path}`, 0);
     return indexVolume(vol, watch, opts.signal).finally(() => progress.done());
   });
-  if (!d.volA || !d.volB || d.volA.kind !== d.volB.kind) {
-    const deleted = d.volA ? oneSided(await index(d.volA, A, []), 'deleted') : emptyChanges();
-    const added = d.volB ? oneSided(await index(d.volB, B, []), 'added') : emptyChanges();
-    d.changes = { ...added, deleted: deleted.deleted, deletedDirs: deleted.deletedDirs, stateA: deleted.stateA };
-    if (d.volA && d.volB) d.note = `reformatted: ${d.volA.kind} on the old side, ${d.volB.kind} on the new`;
-    return d;
-  }
-  const idx = await index(d.volA, A, [localA, local(torn, p.a)]);
-  const volA = d.volA;
-  const volB = d.volB;
+}
+
+/** A partition on one side only, or reformatted: every file of the old side deleted, of the new side added. */
+async function oneSidedPair(d: PartitionDiff, A: ViewSide, B: ViewSide, opts: ViewsOptions): Promise<void> {
+  const deleted = d.volA ? oneSided(await indexSide(d.index, d.volA, A, [], opts), 'deleted') : emptyChanges();
+  const added = d.volB ? oneSided(await indexSide(d.index, d.volB, B, [], opts), 'added') : emptyChanges();
+  d.changes = { ...added, deleted: deleted.deleted, deletedDirs: deleted.deletedDirs, stateA: deleted.stateA };
+  if (d.volA && d.volB) d.note = `reformatted: ${d.volA.kind} on the old side, ${d.volB.kind} on the new`;
+}
+
+/** One file system on both sides: A's scan indexed, B's matched against it, the files that may differ read. */
+async function comparedPair(d: PartitionDiff, p: Pair, volA: Volume, volB: Volume, A: ViewSide, B: ViewSide,
+  localA: RangeSet, localB: RangeSet, opts: ViewsOptions): Promise<void> {
+  const progress = opts.progress ?? noopProgress;
+  const torn = opts.torn ?? RangeSet.EMPTY;
+  const idx = await indexSide(p.index, volA, A, [localA, local(torn, p.a)], opts);
   const known = opts.ancestor ? await ancestorIds(p, opts.ancestor, opts) : null;
   progress.start(`reading partition ${p.index} (${volB.kind}) of ${B.path}`, 0);
   d.changes = await compareVolume(idx, volA, volB, [localB, local(torn, p.b)], {
-    bitA: 1, bitB: 1, seen: 1, changedA: localA, changedB: localB, readAll: layout === 'moved',
+    bitA: 1, bitB: 1, seen: 1, changedA: localA, changedB: localB, readAll: d.layout === 'moved',
     tornBitA: torn.isEmpty ? 0 : 2, tornBitB: torn.isEmpty ? 0 : 2,
     sameFile: known ? (id) => known.has(id) : undefined,
   }, {
     signal: opts.signal, progress, label: `partition ${p.index}`, afterScan: () => progress.done(),
     blame: (e, side) => blame(e, p.index, volB.kind, side === 'a' ? A : B),
   });
-  if (layout === 'moved') d.note = `moved from byte ${p.a!.partition.start} to ${p.b!.partition.start}: every file of equal size was read`;
-  return d;
+  if (d.layout === 'moved') d.note = `moved from byte ${p.a!.partition.start} to ${p.b!.partition.start}: every file of equal size was read`;
 }
 
 /**
