@@ -18,11 +18,9 @@
  *     Every other file is equal without reading its data.
  */
 import { openChain } from '../chain/openChain.js';
-import { ChainReader } from '../chain/reader.js';
-import { chainSource } from '../chain/guestSource.js';
 import type { Chain } from '../chain/chain.js';
 import { VhdToolError } from '../errors.js';
-import { readGuestLayout, type GuestLayout } from '../guest/layout.js';
+import { layoutOf } from './guestLayout.js';
 import type { FsKind } from '../guest/volume.js';
 import type { RangeSet } from '../guest/ranges.js';
 import { nodeFileSystem, type FileSystem } from '../io/fsys.js';
@@ -160,16 +158,6 @@ export async function openTwo(opts: DiffOptions, a: string, b: string): Promise<
 
 function resolveFs(opts: OpBase): FileSystem {
   return opts.fs ?? nodeFileSystem;
-}
-
-/** A view's partition table and volumes; an unreadable table is BAD_FILESYSTEM naming the disk. */
-export async function layoutOf(chain: Chain, path: string): Promise<GuestLayout> {
-  try {
-    return await readGuestLayout(chainSource(new ChainReader(chain)));
-  } catch (e) {
-    if (e instanceof VhdToolError) throw e.withPath(path);
-    throw e;
-  }
 }
 
 export async function diff(a: string, b?: string, opts: DiffOptions = {}): Promise<DiffResult> {

@@ -116,8 +116,8 @@ function isDirectory(stat: typeof import('node:fs').statSync, p: string): boolea
 function renderRebase(io: CliIO, r: RebaseResult): void {
   const s = r.sectors;
   const verb = r.dryRun ? 'would hold' : 'holds';
-  const id = r.uuid ? `${r.uuid}${r.uuidKept ? ' (kept)' : ' (new)'}` : 'a new UUID';
-  io.out(`${r.output}: ${verb} ${r.path}'s view (${r.inputType}) over ${r.newParent.path} (${r.newParent.uuid}); UUID ${id}`);
+  const id = r.uuid ? `UUID ${r.uuid}${r.uuidKept ? ' (kept)' : ' (new)'}` : 'a new UUID';
+  io.out(`${r.output}: ${verb} ${r.path}'s view (${r.inputType}) over ${r.newParent.path} (${r.newParent.uuid}); ${id}`);
   io.out(`${r.output}: examined ${s.examined} sectors: ${s.kept} differ from the new parent and are kept, ${s.sameAsParent} same as the new parent, ${s.zeroOverZero} zero over zero${s.shared ? `; ${s.shared} read from the same file by both (not read)` : ''}`);
   const saved = r.savedBytes >= 0 ? `saves ${r.savedBytes} bytes (${fmtBytes(r.savedBytes)})` : `grows by ${-r.savedBytes} bytes (${fmtBytes(-r.savedBytes)})`;
   io.out(`${r.output}: ${r.blocks} blocks, file ${r.originalSize} -> ${r.newSize} bytes: ${saved}${r.dryRun ? '' : `; proven to read as ${r.path} (${fmtBytes(r.verifiedBytes)} checked where the new parent shows through)`}`);

@@ -3,7 +3,7 @@
  * built, every file and stream reported once (record order), every claimed
  * range filed as metadata or file data, and the ownership cross-check.
  */
-import { GuestError, checkAborted } from '../errors.js';
+import { checkAborted } from '../errors.js';
 import { Ownership } from '../ownership.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import type { GuestFile, ScanOptions, VolumeScan } from '../volume.js';

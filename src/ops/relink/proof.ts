@@ -147,7 +147,7 @@ export const PROOF_STEPS: readonly ProofStep[] = [checkParentUuid, checkVirtualS
 /** What no check here can establish. */
 export const PROOF_LIMITS: readonly string[] = [
   'VHD records no content link between a child and its parent, only the parent\'s UUID and a time stamp: a candidate that passes can still hold other data than the parent the child was made on (edited by a tool that kept its UUID and file time, or restored from an older backup)',
-  'the time stamp is the parent file\'s modification time: copying without keeping file times, or rewriting the parent (compact does), moves it later, and a writer can set it back',
+  'the time stamp is the parent file\'s modification time: copying without keeping file times moves it later (vhdtool\'s own in-place rewrites keep it), and a writer can set it back',
   'the guest-filesystems check proves consistency, not identity: a candidate that differs from the true parent only in file contents, in free space, or in sectors the child itself holds gives a consistent composed view, and passes',
 ];
 
