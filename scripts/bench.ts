@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureChain, ensureScaleChain, ensureTree, ensureUpdatedParent, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta, type UpdatedParentMeta } from './bench-gen.js';
 import { ensureFreeSpaceChain, FREESPACE_GEN } from './bench-freespace-gen.js';
 import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
+import { ensureRelinkVolumes, RELINK_GEN } from './bench-relink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -46,7 +47,7 @@ const RSS_LIMIT_MIB = 256;
 const USAGE = `usage: node dist/scripts/bench.js [options]
   --quick            1 run of each operation (smoke test)
   --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
-  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain,freespace
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain,freespace,relink
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
@@ -95,7 +96,7 @@ function parseArgs(argv: string[]): Options {
       default: usage(`unknown option ${a}`);
     }
   }
-  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain', 'freespace'];
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain', 'freespace', 'relink'];
   for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
   return o;
 }
@@ -427,9 +428,9 @@ function machine(): Record<string, string | number> {
 
 /** Removes data sets of older generator versions (each is GBs). */
 function pruneCache(): void {
-  const current: Record<string, string> = { freespace: FREESPACE_GEN, chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase };
+  const current: Record<string, string> = { freespace: FREESPACE_GEN, chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase, relink: RELINK_GEN };
   for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
-    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|freespace)-(g\d+)$/.exec(e.name);
+    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|freespace|relink)-(g\d+)$/.exec(e.name);
     if (e.isDirectory() && m && current[m[1]] !== m[2]) {
       log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
       rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
@@ -636,6 +637,43 @@ async function main(): Promise<void> {
     if (sec) {
       sections.push(sec);
       rows.push(...sec.rows);
+    }
+  }
+
+  // --- relink's guest-filesystems check on 8 GiB volumes of 50,000 files.
+  if (wants('relink') && !o.small) {
+    log('preparing the relink volumes');
+    const rv = await ensureRelinkVolumes(cacheRoot, log);
+    json.relink = rv;
+    const proofNote = (want: string) => (x: Sample): string => {
+      try {
+        const j = JSON.parse(x.stdout) as { proof?: { checks?: Array<{ name: string; status: string; fileSystems?: { bytesRead: number; durationMs: number; partitions: Array<{ verdict: string; bytesRead: number }> } }> } };
+        const c = j.proof?.checks?.find((k) => k.name === 'guest-filesystems');
+        const f = c?.fileSystems;
+        if (!c || !f) return 'FAIL: no guest-filesystems check in the output';
+        const verdicts = f.partitions.map((p) => p.verdict).join(', ');
+        const note = `check ${c.status} (${verdicts}): ${(f.bytesRead / MiB).toFixed(1)} MiB of guest metadata read, ${(f.durationMs / 1000).toFixed(2)} s inside the command`;
+        return c.status === want ? note : `FAIL: expected ${want}; ${note}`;
+      } catch {
+        return 'FAIL: no JSON result';
+      }
+    };
+    const ops: Op[] = rv.volumes.flatMap((v): Op[] => [
+      { id: `relink-${v.fs}-same`, group: 'relink', label: `vhdtool relink --dry-run, ${v.fs}, ${v.files} files, child over the true parent (one scan)`, argv: node('relink', v.same, '--parent', v.base, '--dry-run', '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, verify: proofNote('passed') },
+      { id: `relink-${v.fs}-lost`, group: 'relink', label: `vhdtool relink --dry-run, ${v.fs}, a child that allocated clusters nothing owns (two scans, refused)`, argv: node('relink', v.lost, '--parent', v.base, '--dry-run', '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 9, vhdtool: true, verify: proofNote('failed') },
+    ]);
+    if (ops.length) {
+      for (const v of rv.volumes) spawnSync('cat', [v.base, v.same, v.lost], { stdio: 'ignore' });
+      const res = await runAll(ops, o, mode);
+      const secRows = ops.map((op) => {
+        const r = res.get(op.id)!;
+        const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== op.expectCode), r.notes);
+        row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+        if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+        return row;
+      });
+      sections.push({ title: `relink's guest-filesystems check: 8 GiB volumes of ${rv.volumes[0].files} files (${rv.volumes.map((v) => `${v.fs} ${(v.usedBytes / MiB).toFixed(0)} MiB used`).join(', ')})`, rows: secRows, extra: [...secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)), ...rv.skipped.map((s) => `- not measured: ${s}`)] });
+      rows.push(...secRows);
     }
   }
 

@@ -21,6 +21,7 @@ export { maintain, type MaintainOptions } from './ops/maintain.js';
 export { create, type CreateOptions, type CreateResult } from './ops/create.js';
 export { relink, type RelinkOptions, type RelinkResult } from './ops/relink.js';
 export { PROOF_STEPS, type Proof, type ProofCheck, type ProofStep } from './ops/relink/proof.js';
+export type { FileSystemsCheck, PartitionCheck, FoundAnomaly } from './ops/relink/fsProof.js';
 export type { MaintainReport } from './maintain/report.js';
 export { openChain, type OpenChainOptions } from './chain/openChain.js';
 export type { Chain, Layer } from './chain/chain.js';

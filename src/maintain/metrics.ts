@@ -23,6 +23,8 @@ export const METRIC_NAMES = {
   shortened: 'vhdtool_maintain_chains_shortened',
   coalesced: 'vhdtool_maintain_layers_coalesced',
   orphans: 'vhdtool_maintain_orphans_removed',
+  relinked: 'vhdtool_maintain_disks_relinked',
+  stale: 'vhdtool_maintain_stale_locators',
   errors: 'vhdtool_maintain_errors',
   disks: 'vhdtool_maintain_disks',
   unreadable: 'vhdtool_maintain_unreadable_disks',
@@ -81,6 +83,8 @@ export function renderMetrics(r: MaintainReport, previous: string | null, now: D
   one(METRIC_NAMES.shortened, 'Chains shortened (leaves coalesced with their parent at least once) in the last run.', s.chainsShortened);
   one(METRIC_NAMES.coalesced, 'Coalesce steps (layers removed from chains) in the last run.', s.layersCoalesced);
   one(METRIC_NAMES.orphans, 'Unused intermediate layers deleted in the last run (--remove-orphans).', s.orphansRemoved);
+  one(METRIC_NAMES.relinked, 'Children whose stale locators were rewritten after relink\'s proof in the last run (--relink; a dry run: would be).', s.disksRelinked);
+  one(METRIC_NAMES.stale, 'Disks left with stale locators (parent found only by UUID under the roots) at the end of the last run.', s.staleLocators);
   one(METRIC_NAMES.errors, 'Errors in the last run: unreadable disks, broken chains, failed operations (and a fatal error).', s.errors);
   one(METRIC_NAMES.disks, 'Disk files found under the roots in the last run.', s.disksFound);
   one(METRIC_NAMES.unreadable, 'Disk files or folders that could not be read in the last run (this shard).', s.unreadable);

@@ -24,6 +24,7 @@ export type SkipReason =
   | 'symlink'             // an unused layer reached through a symbolic link (not deleted)
   | 'rewritten'           // dry run: the disk would be coalesced first, so its compaction is not measured
   | 'chain-broken'        // the family cannot be opened (its error is reported once, on the chain)
+  | 'relink-refused'      // --relink: its stale locators could not be rewritten (the error says why): not written this run
   | 'interrupted';
 
 export interface Skip {
@@ -38,7 +39,7 @@ export interface ErrorEntry {
   /** What the command alone would have exited with for this error. */
   exitCode: number;
   message: string;
-  /** What maintain was doing: discover, compact, coalesce, remove-orphan, maintain, write-report, write-metrics. */
+  /** What maintain was doing: discover, relink, compact, coalesce, remove-orphan, maintain, write-report, write-metrics. */
   during: string;
 }
 
@@ -62,6 +63,12 @@ export interface DiskReport {
   reclaimedBytes: number;
   changed: boolean;
   removed: boolean;
+  /**
+   * At the end of the run its locators (and parent name) do not lead to its
+   * parent, which discovery found by UUID under the roots: it opens through
+   * maintain, not in other tools (--relink rewrites them).
+   */
+  staleLocators: boolean;
   skip: Skip | null;
   /** Bytes compaction drops from the disk, by reason (the dry-run figures); null when not measured. */
   droppedBytes: ReasonBytes | null;
@@ -80,17 +87,20 @@ export interface DiskFreeSpace {
 }
 
 export interface ActionReport {
-  action: 'compact' | 'coalesce' | 'remove-orphan';
+  action: 'compact' | 'coalesce' | 'remove-orphan' | 'relink';
   disk: string;
   /** True in a dry run: planned, not done. */
   dryRun: boolean;
-  /** coalesce: the parent merged into the disk, and the disk's new parent (null: it became standalone). */
+  /** coalesce: the parent merged into the disk, and the disk's new parent (null: it became standalone). relink: the parent its locators now name. */
   parent?: string;
   newParent?: string | null;
   bytesBefore?: number;
   bytesAfter?: number;
   /** compact: bytes freed (a dry run: bytes it would free). */
   reclaimedBytes?: number;
+  /** relink: how the link was written (in-place, rewrite, unchanged) and the proof's verdict (proven, accepted). */
+  method?: 'in-place' | 'rewrite' | 'unchanged';
+  proof?: 'proven' | 'accepted';
   /** compact: sector bytes dropped, by reason. */
   droppedBytes?: ReasonBytes;
   durationMs: number;
@@ -150,6 +160,10 @@ export interface MaintainSummary {
   chainsShortened: number;
   layersCoalesced: number;
   orphansRemoved: number;
+  /** --relink: children whose stale locators were rewritten (a dry run: would be). */
+  disksRelinked: number;
+  /** Disks left with stale locators at the end of the run (warnings, not errors). */
+  staleLocators: number;
   disksSkipped: number;
   errors: number;
   discoveryMs: number;
@@ -169,6 +183,7 @@ export interface MaintainReport {
     minReclaim: number;
     maxDepth: number | null;
     removeOrphans: boolean;
+    relink: boolean;
     exclude: string[];
     threads: number;
     concurrency: number;
@@ -213,6 +228,8 @@ export function finalize(r: MaintainReport): MaintainReport {
   s.layersCoalesced = actions.filter((a) => a.action === 'coalesce').length;
   s.chainsShortened = new Set(actions.filter((a) => a.action === 'coalesce').map((a) => a.disk)).size;
   s.orphansRemoved = actions.filter((a) => a.action === 'remove-orphan').length;
+  s.disksRelinked = actions.filter((a) => a.action === 'relink').length;
+  s.staleLocators = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.staleLocators).length, 0);
   s.bytesReclaimed = r.chains.reduce((n, c) => n + c.bytesReclaimed, 0);
   s.bytesReclaimable = r.chains.reduce((n, c) => n + c.bytesReclaimable, 0);
   s.droppedBytes = addReasons(r.chains.map((c) => c.droppedBytes));
@@ -255,6 +272,8 @@ export function describeAction(a: ActionReport): string {
       return `${dry ? 'would shorten' : 'shortened'}: coalesced with its parent ${a.parent}; ${a.newParent ? `now over ${a.newParent}` : 'now standalone'}`;
     case 'remove-orphan':
       return `${dry ? 'would remove' : 'removed'}: a layer shortening left unused (${fmt(a.bytesBefore ?? 0)})`;
+    case 'relink':
+      return `${dry ? 'would relink' : 'relinked'}: its stale locators ${dry ? 'would lead' : 'now lead'} to its parent ${a.parent} (${a.method}, proof ${a.proof})`;
   }
 }
 
@@ -288,7 +307,9 @@ export function renderHuman(r: MaintainReport, verbose = false): string[] {
   const bytes = r.dryRun ? `would reclaim ${fmt(s.bytesReclaimable)} from ${plural(s.disksCompacted, 'disk')}` : `reclaimed ${fmt(s.bytesReclaimed)} from ${plural(s.disksCompacted, 'disk')}`;
   const shortened = s.layersCoalesced ? `; ${r.dryRun ? 'would shorten' : 'shortened'} ${plural(s.chainsShortened, 'chain')} by ${plural(s.layersCoalesced, 'layer')}` : '';
   const removed = s.orphansRemoved ? `; ${r.dryRun ? 'would remove' : 'removed'} ${plural(s.orphansRemoved, 'unused layer')}` : '';
+  const relinked = s.disksRelinked ? `; ${r.dryRun ? 'would relink' : 'relinked'} ${plural(s.disksRelinked, 'disk')}` : '';
+  const stale = s.staleLocators ? `; ${plural(s.staleLocators, 'disk')} with stale locators` : '';
   const skipped = s.chainsSkipped ? `; ${plural(s.chainsSkipped, 'chain family', 'chain families')} skipped` : '';
-  out.push(`${bytes}${shortened}${removed}${skipped}; ${plural(s.errors, 'error')}; ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
+  out.push(`${bytes}${shortened}${removed}${relinked}${stale}${skipped}; ${plural(s.errors, 'error')}; ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
   return out;
 }

@@ -12,6 +12,10 @@
  *           first to lock the first disk wins and the other skips the family
  *           as "locked"), then re-read every header: a family another run
  *           changed meanwhile is skipped (the next run sees it fresh);
+ *        a'. stale locators (a parent found by UUID, not where the child's
+ *           locators point): reported; with --relink rewritten by relink,
+ *           after its proof (maintain/relinkStale.ts), parents first. A child
+ *           whose relink is refused is not written for the rest of the run;
  *        b. --max-depth N: every childless disk with more than N differencing
  *           layers is coalesced with its parent in place (same path, same
  *           UUID; the parent is never written), until none is left; a layer
@@ -52,6 +56,7 @@ import { renderMetrics } from '../maintain/metrics.js';
 import type { DiskInfo } from '../maintain/types.js';
 import { refuseOutputsOverDisks, refuseOutputsThatAreInputs, type SideOutput } from '../maintain/outputs.js';
 import { describeAction } from '../maintain/report.js';
+import { relinkStale, staleWarnings, type StaleHost } from '../maintain/relinkStale.js';
 
 import { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM } from '../maintain/defaults.js';
 import { MAX_MIN_RECLAIM } from '../maintain/limits.js';
@@ -69,6 +74,8 @@ export interface MaintainOptions {
   maxDepth?: number | null;
   /** Delete intermediate layers that shortening left unused. */
   removeOrphans?: boolean;
+  /** Rewrite the locators of children whose parent was found only by UUID (after relink's proof). */
+  relink?: boolean;
   exclude?: string[];
   shard?: Shard;
   /** Worker threads of the one runner (0 = inline). */
@@ -178,6 +185,10 @@ interface NodeState {
   changed: boolean;
   /** Dry run: would be coalesced (its compaction is then not measured). */
   rewritten: boolean;
+  /** Its locators do not lead to its parent (found by UUID under the roots). */
+  stale: boolean;
+  /** Its relink failed or was refused: not written for the rest of the run. */
+  relinkFailed: boolean;
   skip: Skip | null;
   dropped: ReasonBytes | null;
   freeSpace: DiskFreeSpace | null;
@@ -189,6 +200,7 @@ interface Ctx {
   minReclaim: number;
   maxDepth: number | null;
   removeOrphans: boolean;
+  relink: boolean;
   freeSpace: boolean;
   drop: DropKind[];
   lanes: Lanes;
@@ -207,7 +219,10 @@ class FamilyRun {
 
   constructor(private readonly ctx: Ctx, readonly tree: Tree) {
     for (const n of tree.nodes) {
-      this.state.set(n, { sizeBefore: n.disk.size, reclaimable: null, atMost: null, reclaimed: 0, changed: false, rewritten: false, skip: null, dropped: null, freeSpace: null });
+      this.state.set(n, {
+        sizeBefore: n.disk.size, reclaimable: null, atMost: null, reclaimed: 0, changed: false, rewritten: false,
+        stale: n.parent !== null && n.parentBy !== 'locator', relinkFailed: false, skip: null, dropped: null, freeSpace: null,
+      });
     }
     const r = tree.root.disk;
     this.cr = {
@@ -282,6 +297,7 @@ class FamilyRun {
           if (!n.disk.external && !this.readOnly.has(n)) this.cr.removedTemporaries.push(...await cleanStaleTemps(ctx.fs, n.disk.realPath));
         }
       }
+      await relinkStale(this.staleHost());
       if (ctx.maxDepth !== null) await this.shorten(ctx.maxDepth);
       await this.compactAll();
     } finally {
@@ -336,7 +352,22 @@ class FamilyRun {
     if (this.readOnly.has(n)) {
       return { error: new VhdToolError('WRITE_FAILED', 'cannot create the lock file beside it (read-only folder or no permission), so it cannot be maintained', d.path) };
     }
+    if (this.st(n).relinkFailed) return { skip: { reason: 'relink-refused', message: 'its parent is in doubt (its relink failed, see the error): not written this run' } };
     return null;
+  }
+
+  /** What relinkStale needs of this family run. */
+  private staleHost(): StaleHost {
+    return {
+      ctx: this.ctx, nodes: this.tree.nodes,
+      state: (n) => this.st(n),
+      blocked: (n) => this.blocked(n),
+      skip: (n, reason, message) => this.skip(n, reason, message),
+      act: (a) => this.act(a),
+      guard: (n, during, fn) => this.guard(n, during, fn),
+      reread: (n) => this.reread(n),
+      extraFor: (n) => this.extraFor(n),
+    };
   }
 
   private extraFor(n: Node): (uuid: Uuid) => string[] {
@@ -403,6 +434,7 @@ class FamilyRun {
       n.disk = { ...n.disk, parentUuid: gp ? gp.disk.uuid : null, type: gp ? 'differencing' : 'dynamic' };
       relinkToGrandparent(n);
       this.st(n).rewritten = true;
+      this.st(n).stale = false;
       return true;
     }
     return this.ctx.lanes.with((lane) => this.guard(n, 'coalesce', async () => {
@@ -410,7 +442,9 @@ class FamilyRun {
       const before = n.disk.size;
       await coalesceInPlace(n.disk.path, { fs: this.ctx.fs, noLock: true, runner: lane, signal: this.ctx.signal, extraCandidates: this.extraFor(n) });
       relinkToGrandparent(n);
+      // Coalescing writes fresh locators to the new parent.
       this.st(n).changed = true;
+      this.st(n).stale = false;
       await this.reread(n);
       const a: ActionReport = {
         action: 'coalesce', disk: n.disk.path, dryRun: false, parent: p.disk.path, newParent: gp?.disk.path ?? null,
@@ -571,6 +605,7 @@ class FamilyRun {
         reclaimedBytes: s.reclaimed,
         changed: s.changed || n.removed,
         removed: n.removed,
+        staleLocators: s.stale && !n.removed,
         skip: s.skip,
         droppedBytes: s.dropped,
         freeSpace: s.freeSpace,
@@ -648,13 +683,14 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     roots: roots.map((r) => path.resolve(r)),
     shard,
     options: {
-      minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, exclude: opts.exclude ?? [], threads, concurrency,
+      minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, relink: opts.relink ?? false, exclude: opts.exclude ?? [], threads, concurrency,
       freeSpace: opts.freeSpace ?? false, drop: opts.drop ?? [],
     },
     exitCode: 0, status: 'healthy', fatal: null,
     summary: {
       disksFound: 0, unreadable: 0, chains: 0, chainsInShard: 0, chainsOk: 0, chainsChanged: 0, chainsSkipped: 0, chainsFailed: 0,
       disksCompacted: 0, bytesReclaimed: 0, bytesReclaimable: 0, droppedBytes: emptyReasons(), chainsShortened: 0, layersCoalesced: 0, orphansRemoved: 0,
+      disksRelinked: 0, staleLocators: 0,
       disksSkipped: 0, errors: 0, discoveryMs: 0,
     },
     chains: [], unreadable: [], errors: [], warnings: [],
@@ -696,7 +732,7 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
 
     lanes = createLanes({ threads, lanes: concurrency });
     const ctx: Ctx = {
-      fs, dryRun: opts.dryRun ?? false, minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false,
+      fs, dryRun: opts.dryRun ?? false, minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, relink: opts.relink ?? false,
       freeSpace: opts.freeSpace ?? false, drop: opts.drop ?? [], lanes, inUse: new InUse(opts.openFiles ?? openFilesByOthers), pointers: new Pointers(fs, report.roots, found.disks),
       signal: opts.signal, progress, log,
     };
@@ -724,6 +760,7 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     } finally {
       progress.done();
       report.chains = runs.map((r) => r.finish());
+      report.warnings.push(...staleWarnings(report.chains, opts.relink ?? false));
     }
     // Interrupted between two families: nothing threw, but the run did not finish.
     if (!interrupted && opts.signal?.aborted) interrupted = new VhdToolError('INTERRUPTED', 'interrupted');

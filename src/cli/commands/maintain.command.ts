@@ -42,6 +42,7 @@ interface MaintainFlags {
   minReclaim?: number;
   maxDepth?: number;
   removeOrphans?: boolean;
+  relink?: boolean;
   exclude: string[];
   shard?: Shard;
   threads?: number;
@@ -64,6 +65,7 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
     .option('--min-reclaim <bytes>', 'compact a disk only if that frees at least this much (default 64M; 0 = any amount; at most 2040G)', parseMinReclaim)
     .option('--max-depth <n>', 'shorten chains with more than N differencing layers above their base (default: never)', parseDepth)
     .option('--remove-orphans', 'delete the intermediate layers shortening leaves unused (if no disk names them as parent)')
+    .option('--relink', "rewrite the locators of children whose parent was found only by UUID under the roots, after relink's proof")
     .option('--exclude <glob>', 'skip files and folders matching GLOB (repeatable; "*.avhd", "archive", "clients/old/**")', collect, [])
     .option('--free-space', "compact leaves with --free-space: also drop the sectors in clusters the guest's file systems mark free")
     .option('--drop <list>', 'with --free-space, also drop the content of: pagefile, swapfile, hiberfil, swap (comma-separated; only with the VMs shut down)', parseDrops)
@@ -79,6 +81,12 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
       'skipped for an error (unreadable disk, missing or mismatched parent, failed operation); any other',
       'code: a fatal error (see vhdtool --help).',
       '',
+      'Stale locators: a child whose parent is found by UUID under the roots, not where its locators',
+      'point (a moved or renamed folder), is maintained through that UUID index but other tools cannot',
+      'open it: it is reported as a warning. --relink rewrites its locators with `vhdtool relink`\'s',
+      'proof (UUID, size, time stamp, parent chain, the guest\'s file systems); a refused relink is an',
+      'error and that disk is not written in that run.',
+      '',
       'Examples:',
       '  vhdtool maintain /srv/vhd --dry-run',
       '  vhdtool maintain /srv/vhd --min-reclaim 256M --max-depth 4 --remove-orphans \\',
@@ -92,7 +100,7 @@ export function registerMaintain(program: Command, io: CliIO, done: (code: numbe
       // on standard output before the summary (not with --json, whose output is one object).
       const logLine = io.tty || o.json ? undefined : (e: MaintainEvent) => io.out(`${e.at.toISOString()} ${e.path}: ${e.text}`);
       const r = await maintain(roots, {
-        dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans,
+        dryRun: o.dryRun, minReclaim: o.minReclaim, maxDepth: o.maxDepth ?? null, removeOrphans: o.removeOrphans, relink: o.relink,
         exclude: o.exclude, shard: o.shard, threads: o.threads, concurrency: o.concurrency, freeSpace: o.freeSpace, drop: o.drop,
         reportFile: o.report, metricsFile: o.metrics, signal: io.signal, progress: progressFor(io, o), onEvent: logLine,
       });
