@@ -299,10 +299,11 @@ export class Fat16Volume {
   private freeSlots(dir: Node, n: number): number[] {
     for (;;) {
       const all = this.slotOffsets(dir);
-      let run: number[] = [];
-      for (const at of all) {
-        run = this.bytes[at] === 0x00 || this.bytes[at] === 0xe5 ? [...run, at] : [];
-        if (run.length === n) return run;
+      let start = 0;
+      for (let i = 0; i < all.length; i++) {
+        const unused = this.bytes[all[i]] === 0x00 || this.bytes[all[i]] === 0xe5;
+        if (!unused) start = i + 1;
+        else if (i + 1 - start === n) return all.slice(start, i + 1);
       }
       if (dir === this.root) throw new RangeError('the root directory is full');
       this.growDirectory(dir);
