@@ -90,10 +90,10 @@ async function foreignIn(folder: string, names: string[], uuids: (string | undef
 async function refusal(): Promise<string | null> {
   if (!existsSync(dir)) return null;
   if (!statSync(dir).isDirectory()) return 'is not a folder';
+  const subfolders = SETS.filter((s) => s.folder !== '.').map((s) => s.folder);
   const foreign: string[] = [];
   for (const set of SETS) {
-    const sub = SETS.filter((s) => s.folder !== '.').map((s) => s.folder);
-    foreign.push(...await foreignIn(path.join(dir, set.folder), set.names, set.uuids, set.folder === '.' ? sub : []));
+    foreign.push(...await foreignIn(path.join(dir, set.folder), set.names, set.uuids, set.folder === '.' ? subfolders : []));
   }
   if (!foreign.length) return null;
   const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : '');
