@@ -41,7 +41,11 @@ export function checkLongName(name: string): void {
   }
 }
 
-/** An upper-case character as it may stand in an 8.3 name, and whether it had to be replaced. */
+/**
+ * An upper-case character as it may stand in an 8.3 name, and whether it had
+ * to be replaced. Anything outside ASCII becomes '_', as Windows does for a
+ * character its OEM code page lacks (the writer uses no code page).
+ */
 function shortChar(c: string): { c: string; lossy: boolean } {
   const u = c.toUpperCase();
   if (/^[A-Z0-9]$/.test(u) || SHORT_EXTRA.has(u)) return { c: u, lossy: false };
