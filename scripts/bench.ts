@@ -32,6 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { ensureChain, ensureScaleChain, ensureTree, ensureUpdatedParent, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta, type UpdatedParentMeta } from './bench-gen.js';
 import { ensureFreeSpaceChain, FREESPACE_GEN } from './bench-freespace-gen.js';
 import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
+import { DIFF_GEN_VERSION, DIFF_SPEC, SMALL_DIFF_SPEC, ensureDiffVolumes } from './bench-diff-gen.js';
 import { ensureRelinkVolumes, RELINK_GEN } from './bench-relink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -47,7 +48,7 @@ const RSS_LIMIT_MIB = 256;
 const USAGE = `usage: node dist/scripts/bench.js [options]
   --quick            1 run of each operation (smoke test)
   --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
-  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain,freespace,relink
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain,freespace,relink,diff
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
@@ -96,7 +97,7 @@ function parseArgs(argv: string[]): Options {
       default: usage(`unknown option ${a}`);
     }
   }
-  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain', 'freespace', 'relink'];
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain', 'freespace', 'relink', 'diff'];
   for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
   return o;
 }
@@ -428,9 +429,9 @@ function machine(): Record<string, string | number> {
 
 /** Removes data sets of older generator versions (each is GBs). */
 function pruneCache(): void {
-  const current: Record<string, string> = { freespace: FREESPACE_GEN, chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase, relink: RELINK_GEN };
+  const current: Record<string, string> = { freespace: FREESPACE_GEN, chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase, relink: RELINK_GEN, diff: DIFF_GEN_VERSION, 'diff-small': DIFF_GEN_VERSION };
   for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
-    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|freespace|relink)-(g\d+)$/.exec(e.name);
+    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|freespace|relink|diff|diff-small)-(g\d+)$/.exec(e.name);
     if (e.isDirectory() && m && current[m[1]] !== m[2]) {
       log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
       rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
@@ -628,6 +629,62 @@ async function main(): Promise<void> {
       };
       sections.push({ title: 'maintain: 1000 small disks', rows: [row], extra: ['- TODO: rerun `npm run bench -- --only maintain` once `vhdtool maintain` exists; the 1000-disk tree is generated on first use.'] });
       rows.push(row);
+    }
+  }
+
+  // --- diff of two 16 GiB NTFS volumes (200,000 files, 1,000 changed) against reading both MFTs and the differing sectors.
+  if (wants('diff')) {
+    if (spawnSync('ntfs-3g', ['--version'], { stdio: 'ignore' }).error || spawnSync('istat', ['-V'], { stdio: 'ignore' }).error) {
+      log('ntfs-3g or Sleuth Kit not found: the diff case is skipped');
+    } else {
+      log('preparing the NTFS volumes for diff');
+      const d = await ensureDiffVolumes(cacheRoot, o.small ? SMALL_DIFF_SPEC : DIFF_SPEC, o.small ? 'diff-small' : 'diff', vhdtool, log);
+      json.diff = { ...d, mftA: d.mftA.length, mftB: d.mftB.length, held: d.held.length };
+      const span = (r: Array<[number, number]>) => r.reduce((n, [a, b]) => n + b - a, 0);
+      const readBytes = span(d.mftA) + span(d.mftB) + 2 * span(d.held);
+      const expect = d.expect;
+      const ops: Op[] = [
+        { id: 'diff-read', group: 'diff', label: 'read both $MFTs and the differing sectors on both sides (vhdtool\'s chain reader)', argv: [process.execPath, path.join(here, 'bench-read-ranges.js'), path.join(path.dirname(d.base), 'meta.json')], env: nodeEnv(o), bytes: readBytes, bytesNote: 'MFTs + differing sectors x 2', expectCode: 0, vhdtool: false },
+        { id: 'diff', group: 'diff', label: `vhdtool diff base user (${d.files.toLocaleString('en')} files, ${(d.spec.volumeBytes / 2 ** 30).toFixed(0)} GiB NTFS)`, argv: node('diff', d.base, d.user, '--json', '--no-progress'), bytes: readBytes, bytesNote: 'MFTs + differing sectors x 2', expectCode: 1, vhdtool: true,
+          verify: (x) => {
+            try {
+              const j = JSON.parse(x.stdout) as { summary: Record<string, number>; partitions: Array<{ filesRead: number; bytesRead: number }> };
+              const s = j.summary;
+              const ok = s.added === expect.added && s.deleted === expect.deleted && s.modified === expect.modified && s.renamed === expect.renamed;
+              const read = j.partitions.reduce((n, p) => n + p.filesRead, 0);
+              const bytes = j.partitions.reduce((n, p) => n + p.bytesRead, 0);
+              return `${ok ? '' : 'FAIL: '}${s.added} added, ${s.deleted} deleted, ${s.modified} modified, ${s.renamed} renamed (expected ${expect.added}, ${expect.deleted}, ${expect.modified}, ${expect.renamed}); ${read} files read (${(bytes / MiB).toFixed(1)} MiB, both sides)`;
+            } catch {
+              return 'FAIL: no JSON result';
+            }
+          } },
+      ];
+      spawnSync('cat', [d.base, d.user], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const res = await runAll(ops, o, mode);
+      const byId = new Map<string, Row>();
+      for (const op of ops) {
+        const r = res.get(op.id)!;
+        const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== op.expectCode), r.notes);
+        if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+        if (op.vhdtool) row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+        byId.set(op.id, row);
+      }
+      const row = byId.get('diff')!;
+      const base = byId.get('diff-read')!;
+      const per = row.seconds.map((t, i) => t / base.seconds[i]);
+      row.baseline = base.label;
+      row.ratio = median(per);
+      row.ratioRange = [Math.min(...per), Math.max(...per)];
+      row.target = '≤ 2.0×';
+      row.verdict = row.ratio <= 2 ? 'met' : 'missed';
+      const secRows = [base, row];
+      sections.push({
+        title: `diff: ${(d.spec.volumeBytes / 2 ** 30).toFixed(0)} GiB NTFS, ${d.files.toLocaleString('en')} files (${(d.dataBytes / MiB).toFixed(0)} MiB of data), ${expect.modified + expect.deleted + expect.added + expect.renamed} changed in the child; $MFTs ${(span(d.mftA) / MiB).toFixed(0)} + ${(span(d.mftB) / MiB).toFixed(0)} MiB, child holds ${(span(d.held) / MiB).toFixed(1)} MiB`,
+        rows: secRows,
+        extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
+      });
+      rows.push(...secRows);
+      json.diffRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
     }
   }
 

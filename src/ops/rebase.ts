@@ -254,7 +254,7 @@ function result(stats: RewriteStats, r: ResultBase): RebaseResult {
  * (a descendant of DISK: the result would be its own ancestor). Recognised
  * by device and inode, and by UUID (a copy of DISK carries its UUID).
  */
-function refuseCycle(leaf: Layer, np: Chain, onto: string): void {
+export function refuseCycle(leaf: Layer, np: Chain, onto: string): void {
   const uuid = leaf.meta.raw ? NULL_UUID : leaf.meta.footer.uniqueId;
   for (const [i, l] of np.layersLeafFirst.entries()) {
     const sameFile = l.dev === leaf.dev && l.ino === leaf.ino;

@@ -228,6 +228,22 @@ describe('every error code, through the real code path', () => {
     tested.add('VERIFY_FAILED');
   });
 
+  it('BAD_FILESYSTEM (9): diff, where a sector the child changed holds a file system a reader claims and cannot read', async () => {
+    const dir = tempDir();
+    // An ext superblock that claims more blocks than the disk has: the ext reader claims the volume and refuses it.
+    const sb = new Uint8Array(1024);
+    const dv = new DataView(sb.buffer);
+    dv.setUint32(0, 64, true);
+    dv.setUint32(4, 100_000, true);
+    dv.setUint16(0x38, 0xef53, true);
+    const [, child] = await writeSynthChain(nodeFileSystem, dir, [
+      { type: 'dynamic', virtualSize: 512 * KiB, blockSize: 64 * KiB, writes: [], parentTimestamp: 1 },
+      { type: 'differencing', virtualSize: 512 * KiB, blockSize: 64 * KiB, writes: [{ sector: 2, data: sb }], parentTimestamp: 1 },
+    ]);
+    const r = await runCli(['diff', '--threads', '0', '--no-progress', child.path]);
+    expectExit(r, 'BAD_FILESYSTEM', new RegExp(`^vhdtool: ${child.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: partition 1 \\(ext\\): ext superblock: `));
+  });
+
   it('INTERRUPTED (130): compact with an aborted signal, library and CLI', async () => {
     const { dir, child } = await chain();
     const out = path.join(dir, 'out.vhd');

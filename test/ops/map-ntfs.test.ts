@@ -11,7 +11,8 @@ import { map } from '../../src/ops/map.js';
 import { RangeSet, RangeSetBuilder } from '../../src/guest/ranges.js';
 import { mulberry32 } from '../../src/synth/random.js';
 import { blankImage, chainFromImages, embed, HAVE_SFDISK, partition } from '../helpers/guest.js';
-import { HAVE_FUSE, HAVE_TSK, mkntfs, tskAttrs, tskFree, tskPaths, withMounted } from '../helpers/ntfsImages.js';
+import { HAVE_FUSE, HAVE_MKNTFS, HAVE_TSK, mkntfs, openImage, tskAttrs, tskFree, tskPaths, withMounted } from '../helpers/ntfsImages.js';
+import { VhdToolError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const MiB = 1024 * 1024;
@@ -84,5 +85,20 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK || !HAVE_SFDISK)('map on an NTFS volume 
     expect(p.files!.map((f) => ({ path: f.path, leafBytes: f.leafBytes })).sort((a, b) => (a.path < b.path ? -1 : 1)))
       .toEqual(perFile.sort((a, b) => (a.path < b.path ? -1 : 1)));
     expect(p.files![0].path).toBe('new.bin');
+  });
+});
+
+describe.skipIf(!HAVE_MKNTFS)('an interrupted NTFS scan', () => {
+  it('stops with the INTERRUPTED error every reader gives (exit 130), not the signal\'s own error', async () => {
+    const dir = tempDir('vhdtool-map-ntfs-');
+    const { vol, close } = await openImage(mkntfs(path.join(dir, 'v.img'), 8 * MiB, CS));
+    try {
+      const e = await vol.scan({ signal: AbortSignal.abort() }).then(() => null, (x: unknown) => x);
+      expect(e).toBeInstanceOf(VhdToolError);
+      expect((e as VhdToolError).code).toBe('INTERRUPTED');
+      expect((e as VhdToolError).exitCode).toBe(130);
+    } finally {
+      await close();
+    }
   });
 });

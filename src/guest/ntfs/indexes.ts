@@ -19,7 +19,7 @@
  * BUDGET_MIN in all): a hostile index mapping the whole volume is reported,
  * not read.
  */
-import { GuestError } from '../errors.js';
+import { GuestError, checkAborted } from '../errors.js';
 import { RangeSetBuilder, type RangeSet } from '../ranges.js';
 import type { ByteSource } from '../source.js';
 import type { Anomaly } from '../volume.js';
@@ -64,7 +64,7 @@ export async function checkIndexes(v: IndexVolume, t: RecordTable, signal?: Abor
   const live = (r: number) => r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
   for (let d = 0; d < t.count; d++) {
     if (!live(d) || !(t.flags[d] & F_DIR)) continue;
-    if ((d & 255) === 0 && signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new GuestError('scan aborted');
+    if ((d & 255) === 0) checkAborted(signal);
     const dir: Dir = { record: d, name: `directory ${t.names[d] !== undefined && d !== ROOT ? `'${t.names[d]}' ` : d === ROOT ? '(root) ' : ''}(MFT record ${d})`, where: v.recordRanges(d) };
     try {
       await checkDirectory(v, dir, t, named, log, budget);
