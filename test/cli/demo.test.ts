@@ -37,6 +37,7 @@ describe.skipIf(!hasBuild())('npm start', () => {
       '$ vhdtool compare child.vhd merged.vhd',
       '$ vhdtool check child.vhd merged.vhd',
       '$ vhdtool map guest/user.vhd --files --svg guest/user-map.svg',
+      '$ vhdtool diff guest/user.vhd',
       '$ vhdtool compact guest/user.vhd --free-space --dry-run',
       '$ vhdtool compact guest/user.vhd --free-space',
       '$ vhdtool create guest/bob.vhd --parent guest/golden.vhd',
@@ -44,7 +45,9 @@ describe.skipIf(!hasBuild())('npm start', () => {
       '$ vhdtool rebase guest/user-full.vhd --onto guest/golden.vhd --output guest/user-thin.vhd',
       '$ vhdtool check guest/user.vhd guest/bob.vhd guest/user-thin.vhd',
     ]);
-    expect(lines.filter((l) => l.startsWith('(exit'))).toEqual([]);
+    // diff's 1 says files changed; no other step exits non-zero.
+    expect(lines.filter((l) => l.startsWith('(exit'))).toEqual(['(exit 1)']);
+    expect(lines[lines.indexOf('$ vhdtool diff guest/user.vhd') + 1]).toMatch(/^guest\/user\.vhd over its parent /);
     expect(lines).toContain(`All steps succeeded. Results are in ${dir}`);
     expect(BUNDLED.map(sha)).toEqual(before);
 
@@ -52,6 +55,11 @@ describe.skipIf(!hasBuild())('npm start', () => {
     expect(r.out).toContain('partition 1 (mbr 0x0e): fat16, 2.0 KiB clusters, 15.00 MiB at sector 2048, clean');
     expect(r.out).toMatch(/leaf bytes 2\.53 MiB: file data 528\.0 KiB, metadata 16\.5 KiB, free 2\.00 MiB/);
     expect(r.out).toMatch(/320\.0 KiB {2}Users\/Alice\/Pictures\/holiday photo 01\.jpg/);
+    // diff: exactly what the user's session did.
+    for (const l of ['+ Users/Alice/Pictures/holiday photo 01.jpg (320.0 KiB)', '- Windows/Temp/install.log (5.6 KiB)', 'M Program Files/Sample App/settings.ini (4.1 KiB -> 6.1 KiB)']) {
+      expect(lines.map((x) => x.trim())).toContain(l);
+    }
+    expect(lines).toContain('4 added, 1 deleted, 1 modified, 0 renamed; directories: 4 created, 0 deleted');
     expect(r.out).toMatch(/guest\/user\.vhd: partition 1 \(fat16 "GOLDEN"\): dropped .*freeSpace 2\.00 MiB/);
     expect(r.out).toContain('guest/user.vhd: reclaimed 2113536 bytes (2.02 MiB): 3699200 -> 1585664 bytes');
     expect(readFileSync(path.join(dir, 'guest', 'user-map.svg'), 'utf8')).toMatch(/^<svg [^>]*>\n<title>user\.vhd: 2\.53 MiB held by the leaf/);
