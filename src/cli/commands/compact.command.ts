@@ -68,6 +68,6 @@ function renderFreeSpace(io: CliIO, r: CompactResult): void {
   const out = reasons(f.outside);
   if (out !== 'nothing') io.out(`${r.path}: outside partitions: ${verb} ${out}`);
   if (f.blocksKept.count > 0) {
-    io.out(`${r.path}: ${plural(f.blocksKept.count, 'block')} with freed sectors stay allocated for ${fmtBytes(f.blocksKept.usedBytes)} of used sectors in them`);
+    io.out(`${r.path}: ${plural(f.blocksKept.count, 'block')} with freed sectors ${f.blocksKept.count === 1 ? 'stays' : 'stay'} allocated for ${fmtBytes(f.blocksKept.usedBytes)} of used sectors in ${f.blocksKept.count === 1 ? 'it' : 'them'}`);
   }
 }
