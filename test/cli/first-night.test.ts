@@ -102,7 +102,7 @@ describe('npm run sample -- DIR (item 5)', () => {
     for (const f of ['base.vhd', 'child.vhd']) expect(readFileSync(path.join(fresh, f)).equals(readFileSync(path.join(SAMPLE, f)))).toBe(true);
     // Its own sample is replaced (same bytes); a foreign child.vhd is not.
     expect(spawnSync(process.execPath, [script, fresh]).status).toBe(0);
-    expect(readdirSync(fresh).sort()).toEqual(['base.vhd', 'child.vhd']);
+    expect(readdirSync(fresh).sort()).toEqual(['base.vhd', 'child.vhd', 'guest']);
     copyFileSync(path.join(SAMPLE, 'base.vhd'), path.join(fresh, 'child.vhd'));
     expect(spawnSync(process.execPath, [script, fresh]).status).toBe(6);
     expect(readFileSync(path.join(fresh, 'child.vhd')).equals(readFileSync(path.join(SAMPLE, 'base.vhd')))).toBe(true);
