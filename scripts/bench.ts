@@ -32,7 +32,10 @@ import { fileURLToPath } from 'node:url';
 import { ensureChain, ensureScaleChain, ensureTree, ensureUpdatedParent, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta, type UpdatedParentMeta } from './bench-gen.js';
 import { ensureBigPair, ensurePeerCopy, ensureSmallDisk, PAIRS_GEN_VERSION, qemuConvertArgs, vpcOpts, type PeerMeta, type SmallMeta } from './bench-gen-pairs.js';
 import { ensureMapChain, MAP_GEN_VERSION, mapUnavailable, type MapMeta } from './bench-gen-map.js';
+import { ensureFreeSpaceChain, FREESPACE_GEN } from './bench-freespace-gen.js';
 import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
+import { DIFF_GEN_VERSION, DIFF_SPEC, SMALL_DIFF_SPEC, ensureDiffVolumes } from './bench-diff-gen.js';
+import { ensureRelinkVolumes, RELINK_GEN } from './bench-relink.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -47,7 +50,8 @@ const RSS_LIMIT_MIB = 256;
 const USAGE = `usage: node dist/scripts/bench.js [options]
   --quick            1 run of each operation (smoke test)
   --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
-  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,startup,info,big,map,scale,maintain
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,startup,info,big,map,scale,maintain,
+                     freespace,relink,diff
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
@@ -96,7 +100,7 @@ function parseArgs(argv: string[]): Options {
       default: usage(`unknown option ${a}`);
     }
   }
-  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'startup', 'info', 'big', 'map', 'scale', 'maintain'];
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'startup', 'info', 'big', 'map', 'scale', 'maintain', 'freespace', 'relink', 'diff'];
   for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
   return o;
 }
@@ -571,9 +575,10 @@ function pruneCache(): void {
   const current: Record<string, string> = {
     chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase,
     peer: PAIRS_GEN_VERSION.peer, 'peer-small': PAIRS_GEN_VERSION.peer, big: PAIRS_GEN_VERSION.big, small: PAIRS_GEN_VERSION.small, map: MAP_GEN_VERSION,
+    freespace: FREESPACE_GEN, relink: RELINK_GEN, diff: DIFF_GEN_VERSION, 'diff-small': DIFF_GEN_VERSION,
   };
   for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
-    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|peer|peer-small|big|small|map)-(g\d+)$/.exec(e.name);
+    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|peer|peer-small|big|small|map|freespace|relink|diff|diff-small)-(g\d+)$/.exec(e.name);
     if (e.isDirectory() && m && current[m[1]] !== m[2]) {
       log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
       rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
@@ -800,6 +805,108 @@ async function main(): Promise<void> {
     }
   }
 
+  // --- diff of two 16 GiB NTFS volumes (200,000 files, 1,000 changed) against reading both MFTs and the differing sectors.
+  if (wants('diff')) {
+    if (spawnSync('ntfs-3g', ['--version'], { stdio: 'ignore' }).error || spawnSync('istat', ['-V'], { stdio: 'ignore' }).error) {
+      log('ntfs-3g or Sleuth Kit not found: the diff case is skipped');
+    } else {
+      log('preparing the NTFS volumes for diff');
+      const d = await ensureDiffVolumes(cacheRoot, o.small ? SMALL_DIFF_SPEC : DIFF_SPEC, o.small ? 'diff-small' : 'diff', vhdtool, log);
+      json.diff = { ...d, mftA: d.mftA.length, mftB: d.mftB.length, held: d.held.length };
+      const span = (r: Array<[number, number]>) => r.reduce((n, [a, b]) => n + b - a, 0);
+      const readBytes = span(d.mftA) + span(d.mftB) + 2 * span(d.held);
+      const expect = d.expect;
+      const ops: Op[] = [
+        { id: 'diff-read', group: 'diff', label: 'read both $MFTs and the differing sectors on both sides (vhdtool\'s chain reader)', argv: [process.execPath, path.join(here, 'bench-read-ranges.js'), path.join(path.dirname(d.base), 'meta.json')], env: nodeEnv(o), bytes: readBytes, bytesNote: 'MFTs + differing sectors x 2', expectCode: 0, vhdtool: false },
+        { id: 'diff', group: 'diff', label: `vhdtool diff base user (${d.files.toLocaleString('en')} files, ${(d.spec.volumeBytes / 2 ** 30).toFixed(0)} GiB NTFS)`, argv: node('diff', d.base, d.user, '--json', '--no-progress'), bytes: readBytes, bytesNote: 'MFTs + differing sectors x 2', expectCode: 1, vhdtool: true,
+          verify: (x) => {
+            try {
+              const j = JSON.parse(x.stdout) as { summary: Record<string, number>; partitions: Array<{ filesRead: number; bytesRead: number }> };
+              const s = j.summary;
+              const ok = s.added === expect.added && s.deleted === expect.deleted && s.modified === expect.modified && s.renamed === expect.renamed;
+              const read = j.partitions.reduce((n, p) => n + p.filesRead, 0);
+              const bytes = j.partitions.reduce((n, p) => n + p.bytesRead, 0);
+              return `${ok ? '' : 'FAIL: '}${s.added} added, ${s.deleted} deleted, ${s.modified} modified, ${s.renamed} renamed (expected ${expect.added}, ${expect.deleted}, ${expect.modified}, ${expect.renamed}); ${read} files read (${(bytes / MiB).toFixed(1)} MiB, both sides)`;
+            } catch {
+              return 'FAIL: no JSON result';
+            }
+          } },
+      ];
+      spawnSync('cat', [d.base, d.user], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const res = await runAll(ops, o, mode);
+      const byId = new Map<string, Row>();
+      for (const op of ops) {
+        const r = res.get(op.id)!;
+        const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== op.expectCode), r.notes);
+        if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+        if (op.vhdtool) row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+        byId.set(op.id, row);
+      }
+      const row = byId.get('diff')!;
+      const base = byId.get('diff-read')!;
+      const per = row.seconds.map((t, i) => t / base.seconds[i]);
+      row.baseline = base.label;
+      row.ratio = median(per);
+      row.ratioRange = [Math.min(...per), Math.max(...per)];
+      row.target = '≤ 2.0×';
+      row.verdict = row.ratio <= 2 ? 'met' : 'missed';
+      const secRows = [base, row];
+      sections.push({
+        title: `diff: ${(d.spec.volumeBytes / 2 ** 30).toFixed(0)} GiB NTFS, ${d.files.toLocaleString('en')} files (${(d.dataBytes / MiB).toFixed(0)} MiB of data), ${expect.modified + expect.deleted + expect.added + expect.renamed} changed in the child; $MFTs ${(span(d.mftA) / MiB).toFixed(0)} + ${(span(d.mftB) / MiB).toFixed(0)} MiB, child holds ${(span(d.held) / MiB).toFixed(1)} MiB`,
+        rows: secRows,
+        extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
+      });
+      rows.push(...secRows);
+      json.diffRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+    }
+  }
+
+  // --- compact --free-space against plain compact on a chain whose guest deleted half the child's data.
+  if (wants('freespace') && !o.small) {
+    const sec = await freeSpaceSection(o, mode, json);
+    if (sec) {
+      sections.push(sec);
+      rows.push(...sec.rows);
+    }
+  }
+
+  // --- relink's guest-filesystems check on 8 GiB volumes of 50,000 files.
+  if (wants('relink') && !o.small) {
+    log('preparing the relink volumes');
+    const rv = await ensureRelinkVolumes(cacheRoot, log);
+    json.relink = rv;
+    const proofNote = (want: string) => (x: Sample): string => {
+      try {
+        const j = JSON.parse(x.stdout) as { proof?: { checks?: Array<{ name: string; status: string; fileSystems?: { bytesRead: number; durationMs: number; partitions: Array<{ verdict: string; bytesRead: number }> } }> } };
+        const c = j.proof?.checks?.find((k) => k.name === 'guest-filesystems');
+        const f = c?.fileSystems;
+        if (!c || !f) return 'FAIL: no guest-filesystems check in the output';
+        const verdicts = f.partitions.map((p) => p.verdict).join(', ');
+        const note = `check ${c.status} (${verdicts}): ${(f.bytesRead / MiB).toFixed(1)} MiB of guest metadata read, ${(f.durationMs / 1000).toFixed(2)} s inside the command`;
+        return c.status === want ? note : `FAIL: expected ${want}; ${note}`;
+      } catch {
+        return 'FAIL: no JSON result';
+      }
+    };
+    const ops: Op[] = rv.volumes.flatMap((v): Op[] => [
+      { id: `relink-${v.fs}-same`, group: 'relink', label: `vhdtool relink --dry-run, ${v.fs}, ${v.files} files, child over the true parent (one scan)`, argv: node('relink', v.same, '--parent', v.base, '--dry-run', '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, verify: proofNote('passed') },
+      { id: `relink-${v.fs}-lost`, group: 'relink', label: `vhdtool relink --dry-run, ${v.fs}, a child that allocated clusters nothing owns (two scans, refused)`, argv: node('relink', v.lost, '--parent', v.base, '--dry-run', '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 9, vhdtool: true, verify: proofNote('failed') },
+    ]);
+    if (ops.length) {
+      for (const v of rv.volumes) spawnSync('cat', [v.base, v.same, v.lost], { stdio: 'ignore' });
+      const res = await runAll(ops, o, mode);
+      const secRows = ops.map((op) => {
+        const r = res.get(op.id)!;
+        const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== op.expectCode), r.notes);
+        row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+        if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
+        return row;
+      });
+      sections.push({ title: `relink's guest-filesystems check: 8 GiB volumes of ${rv.volumes[0].files} files (${rv.volumes.map((v) => `${v.fs} ${(v.usedBytes / MiB).toFixed(0)} MiB used`).join(', ')})`, rows: secRows, extra: [...secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)), ...rv.skipped.map((s) => `- not measured: ${s}`)] });
+      rows.push(...secRows);
+    }
+  }
+
   // --- Report.
   const md: string[] = [];
   md.push(`## vhdtool benchmark (\`npm run bench\`)`);
@@ -824,3 +931,59 @@ async function main(): Promise<void> {
 
 process.on('SIGINT', () => process.exit(130));
 await main();
+
+/**
+ * The --free-space case: the same chain compacted to a new file with and
+ * without --free-space (bar: at most 1.2x the plain compact's time), which
+ * must drop every deleted byte (all in whole free clusters) and stay within
+ * the RSS bar.
+ */
+async function freeSpaceSection(o: Options, mode: RusageMode, json: Record<string, unknown>): Promise<{ title: string; rows: Row[]; extra: string[] } | null> {
+  const missing = ['mkfs.fat', 'mcopy', 'sfdisk'].filter((t) => spawnSync(t, ['--version'], { stdio: 'ignore' }).error !== undefined);
+  if (missing.length) {
+    log(`--free-space case skipped: ${missing.join(', ')} not found`);
+    return null;
+  }
+  log('preparing the --free-space chain');
+  const f = await ensureFreeSpaceChain(cacheRoot, log);
+  json.freeSpace = f;
+  const dir = path.dirname(f.child);
+  const out = (n: string) => path.join(dir, `out-${n}.vhd`);
+  const check = (free: boolean) => (x: Sample): string => {
+    try {
+      const j = JSON.parse(x.stdout) as { newSize?: number; freeSpace?: { bytes: { freeSpace: number } } };
+      const size = `${((j.newSize ?? 0) / MiB).toFixed(0)} MiB written`;
+      if (!free) return size;
+      const got = j.freeSpace?.bytes.freeSpace ?? -1;
+      return `${got === f.deletedBytes ? '' : 'FAIL: '}dropped ${(got / MiB).toFixed(0)} MiB of free space (deleted in the guest: ${(f.deletedBytes / MiB).toFixed(0)} MiB); ${size}`;
+    } catch {
+      return 'FAIL: no JSON result';
+    }
+  };
+  const ops: Op[] = [
+    { id: 'fs-plain', group: 'freespace', label: 'vhdtool compact --output (plain)', argv: node('compact', f.child, '--output', out('plain'), '--force', '--no-progress', '--json'), output: out('plain'), bytes: f.childFileBytes, bytesNote: 'child file', expectCode: 0, vhdtool: true, verify: check(false) },
+    { id: 'fs-free', group: 'freespace', label: 'vhdtool compact --output --free-space', argv: node('compact', f.child, '--output', out('free'), '--force', '--no-progress', '--json', '--free-space'), output: out('free'), bytes: f.childFileBytes, bytesNote: 'child file', expectCode: 0, vhdtool: true, verify: check(true) },
+  ];
+  spawnSync('cat', [f.base, f.child], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const res = await runAll(ops, o, mode);
+  const rows = ops.map((op) => {
+    const r = res.get(op.id)!;
+    const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== 0), r.notes);
+    row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
+    if (row.notes.some((n) => n.startsWith('FAIL') || n.includes('FAIL:'))) row.failed = true;
+    return row;
+  });
+  const [plain, free] = rows;
+  const per = free.seconds.map((t, i) => t / plain.seconds[i]);
+  free.baseline = plain.label;
+  free.ratio = median(per);
+  free.ratioRange = [Math.min(...per), Math.max(...per)];
+  free.target = '≤ 1.2×';
+  free.verdict = free.ratio <= 1.2 ? 'met' : 'missed';
+  json.freeSpaceRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 4000) }))]));
+  return {
+    title: `compact --free-space: ${(f.virtualSize / 2 ** 30).toFixed(0)} GiB disk, one FAT32 partition (mkfs.fat, mtools); the child wrote ${((f.deletedBytes + f.liveBytes) / MiB).toFixed(0)} MiB of files and deleted half (${(f.deletedBytes / MiB).toFixed(0)} MiB); child file ${(f.childFileBytes / MiB).toFixed(0)} MiB`,
+    rows,
+    extra: rows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
+  };
+}

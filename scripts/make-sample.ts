@@ -4,15 +4,19 @@
  * (or `npm run sample -- DIR` to write elsewhere).
  *
  * It never deletes what it did not write: DIR must be empty, new, or hold
- * nothing but an earlier sample chain (base.vhd and child.vhd with the
- * sample's UUIDs), which is replaced file by file, atomically. Anything else
- * in DIR: refused (exit 6), nothing written.
+ * nothing but an earlier sample (base.vhd and child.vhd, and guest/ with
+ * golden.vhd and user.vhd, each with the sample's UUIDs), which is replaced
+ * file by file, atomically. Anything else in DIR or DIR/guest: refused
+ * (exit 6), nothing written.
  *
  * base.vhd   dynamic, 32 MiB virtual, 512 KiB blocks, ~3 MiB written.
  * child.vhd  differencing over base.vhd, as a guest leaves it: new data,
  *            sectors rewritten with the parent's own bytes, zeros over zeros,
  *            zeros over data (real data that must stay), and a block that
- *            holds nothing but copies of the parent.
+ *            holds nothing but copies of the parent. Synthetic bytes, no
+ *            file system.
+ * guest/golden.vhd, guest/user.vhd
+ *            a chain holding a real FAT16 file system: see sample-guest.ts.
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmdirSync, rmSync, statSync } from 'node:fs';
 import * as path from 'node:path';
@@ -22,6 +26,7 @@ import { openVhd } from '../src/vhd/image.js';
 import { writeSynthChain, type SynthLayer } from '../src/synth/build.js';
 import { encodeUtf16Le, type Uuid } from '../src/format/index.js';
 import { patternBytes as pattern } from '../src/synth/random.js';
+import { GUEST_DIR, GUEST_NAMES, GUEST_UUIDS, guestLayers } from './sample-guest.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, here.includes(`${path.sep}dist${path.sep}`) ? '../..' : '..');
@@ -60,19 +65,53 @@ const child: SynthLayer = {
 
 const NAMES = ['base.vhd', 'child.vhd'];
 
-/** Why DIR may not be written, or null: vhdtool replaces only a sample chain it wrote itself. */
+/** The sample's files by folder (relative to DIR), with their UUIDs. */
+const SETS = [
+  { folder: '.', names: NAMES, uuids: [base.uniqueId, child.uniqueId] },
+  { folder: GUEST_DIR, names: GUEST_NAMES, uuids: GUEST_UUIDS },
+];
+
+/** The files in `folder` that the sample did not write (by name and UUID). */
+async function foreignIn(folder: string, names: string[], uuids: (string | undefined)[], subfolders: string[]): Promise<string[]> {
+  if (!existsSync(folder)) return [];
+  if (!statSync(folder).isDirectory()) return [path.relative(dir, folder)];
+  const foreign: string[] = [];
+  for (const name of readdirSync(folder)) {
+    const file = path.join(folder, name);
+    if (subfolders.includes(name)) continue; // checked as a set of its own
+    const i = names.indexOf(name);
+    const uuid = i < 0 ? null : await openVhd(nodeFileSystem, file).then(async (v) => { await v.close(); return v.meta.footer.uniqueId; }, () => null);
+    if (i < 0 || uuid !== uuids[i]) foreign.push(path.relative(dir, file));
+  }
+  return foreign;
+}
+
+/** Why DIR may not be written, or null: vhdtool replaces only a sample it wrote itself. */
 async function refusal(): Promise<string | null> {
   if (!existsSync(dir)) return null;
   if (!statSync(dir).isDirectory()) return 'is not a folder';
+  const subfolders = SETS.filter((s) => s.folder !== '.').map((s) => s.folder);
   const foreign: string[] = [];
-  for (const name of readdirSync(dir)) {
-    const i = NAMES.indexOf(name);
-    const uuid = i < 0 ? null : await openVhd(nodeFileSystem, path.join(dir, name)).then(async (v) => { await v.close(); return v.meta.footer.uniqueId; }, () => null);
-    if (i < 0 || uuid !== [base, child][i].uniqueId) foreign.push(name);
+  for (const set of SETS) {
+    foreign.push(...await foreignIn(path.join(dir, set.folder), set.names, set.uuids, set.folder === '.' ? subfolders : []));
   }
   if (!foreign.length) return null;
   const shown = foreign.slice(0, 3).join(', ') + (foreign.length > 3 ? `, and ${foreign.length - 3} more` : '');
   return `is not empty (it holds ${shown}); vhdtool never deletes what it did not write: name an empty or new folder`;
+}
+
+/** Writes a chain whole beside its final names, then renames it over them: an interrupted run leaves the old files. */
+async function writeSet(folder: string, layers: SynthLayer[], names: string[]): Promise<void> {
+  mkdirSync(folder, { recursive: true });
+  const work = path.join(folder, `.vhdtool-sample-${process.pid}`);
+  mkdirSync(work);
+  try {
+    await writeSynthChain(nodeFileSystem, work, layers, names);
+    for (const n of names) renameSync(path.join(work, n), path.join(folder, n));
+    rmdirSync(work);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }
 
 const why = await refusal();
@@ -80,15 +119,8 @@ if (why) {
   process.stderr.write(`make-sample: ${dir}: ${why}\n`);
   process.exit(6);
 }
-mkdirSync(dir, { recursive: true });
-// Written whole beside their final names, then renamed over them: an interrupted run leaves the old pair.
-const work = path.join(dir, `.vhdtool-sample-${process.pid}`);
-mkdirSync(work);
-try {
-  await writeSynthChain(nodeFileSystem, work, [base, child], NAMES);
-  for (const n of NAMES) renameSync(path.join(work, n), path.join(dir, n));
-  rmdirSync(work);
-} finally {
-  rmSync(work, { recursive: true, force: true });
-}
+await writeSet(dir, [base, child], NAMES);
 console.log(`wrote ${path.join(dir, 'base.vhd')} and ${path.join(dir, 'child.vhd')}`);
+const guest = path.join(dir, GUEST_DIR);
+await writeSet(guest, guestLayers(), GUEST_NAMES);
+console.log(`wrote ${GUEST_NAMES.map((n) => path.join(guest, n)).join(' and ')}`);

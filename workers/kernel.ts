@@ -127,6 +127,7 @@ export class Kernel {
     zeroGaps(src, t.src, t.sectors);
     const ref = t.ref ? this.windowB : null;
     const drop = new Uint8Array(Math.ceil(t.sectors / 8));
+    const zero = t.classify ? new Uint8Array(drop.length) : null;
     const c = { kept: 0, same: 0, zz: 0 };
     const len = t.sectors * SECTOR;
     // Window by window, so the data just read is still in the CPU cache when compared:
@@ -139,12 +140,14 @@ export class Kernel {
         const start = Math.max(t.src[i] * SECTOR, w);
         const end = Math.min((t.src[i] + t.src[i + 1]) * SECTOR, w + n);
         if (end <= start) continue;
-        compareSegment(src, ref, start, end, w, t.src[i + 2] < 0, drop, c);
+        compareSegment(src, ref, start, end, w, t.src[i + 2] < 0, drop, c, zero);
       }
     }
     // Dropped sectors must hold zeros in the output (spec); only written units need it.
     if (c.kept > 0 && t.write) zeroDropped(src, drop, t.src);
-    return { drop, kept: c.kept, sameAsParent: c.same, zeroOverZero: c.zz };
+    const r: CompareResult = { drop, kept: c.kept, sameAsParent: c.same, zeroOverZero: c.zz };
+    if (zero) r.zero = zero;
+    return r;
   }
 
   unsetZero(t: UnsetZeroTask): UnsetZeroResult {
@@ -262,18 +265,24 @@ export class Kernel {
 /**
  * Classifies source bytes [start, end) of the slot (the reference at the same
  * unit offset minus `w` in `ref`, or zeros when there is no reference).
+ * `zero`, when given, marks the sectors dropped as zero over zero.
  */
 function compareSegment(src: Buffer, ref: Buffer | null, start: number, end: number, w: number, zeroRun: boolean,
-  drop: Uint8Array, c: { kept: number; same: number; zz: number }): void {
+  drop: Uint8Array, c: { kept: number; same: number; zz: number }, zero: Uint8Array | null): void {
   const first = start / SECTOR;
   const count = (end - start) / SECTOR;
   // Whole-segment fast path: equal to the reference (or zero) everywhere.
   if (ref ? src.compare(ref, start - w, end - w, start, end) === 0 : isZeroRange(src, start, end)) {
     setRun(drop, first, count);
-    if (zeroRun || !ref || isZeroRange(src, start, end)) { c.zz += count; return; }
-    for (let o = start; o < end; o += SECTOR) {
-      if (isZeroSector(src, o)) c.zz++;
-      else c.same++;
+    if (zeroRun || !ref || isZeroRange(src, start, end)) {
+      c.zz += count;
+      if (zero) setRun(zero, first, count);
+      return;
+    }
+    for (let s = first, o = start; o < end; s++, o += SECTOR) {
+      if (!isZeroSector(src, o)) { c.same++; continue; }
+      c.zz++;
+      if (zero) zero[s >>> 3] |= 0x80 >>> (s & 7);
     }
     return;
   }
@@ -281,8 +290,9 @@ function compareSegment(src: Buffer, ref: Buffer | null, start: number, end: num
     const equal = ref ? src.compare(ref, o - w, o - w + SECTOR, o, o + SECTOR) === 0 : isZeroSector(src, o);
     if (!equal) { c.kept++; continue; }
     drop[s >>> 3] |= 0x80 >>> (s & 7);
-    if (ref && !isZeroSector(src, o)) c.same++;
-    else c.zz++;
+    if (ref && !isZeroSector(src, o)) { c.same++; continue; }
+    c.zz++;
+    if (zero) zero[s >>> 3] |= 0x80 >>> (s & 7);
   }
 }
 

@@ -1,6 +1,7 @@
 /** What every command handler gets: output helpers, progress, cancellation. */
 import { InvalidArgumentError } from 'commander';
 import type { ProgressSink } from '../progress.js';
+import { DROP_KINDS, type DropKind } from '../plan/dropPlan.js';
 import { spinnerProgress } from './progress.js';
 
 export interface CliIO {
@@ -51,3 +52,14 @@ export function json(io: CliIO, value: unknown): void {
 }
 
 export { fmtBytes } from '../plural.js';
+
+/** "pagefile,hiberfil" -> the drop kinds; unknown names are a usage error. */
+export function parseDrops(v: string): DropKind[] {
+  const out: DropKind[] = [];
+  for (const name of v.split(',').map((x) => x.trim()).filter(Boolean)) {
+    if (!(DROP_KINDS as readonly string[]).includes(name)) throw new InvalidArgumentError(`unknown drop "${name}"; one or more of ${DROP_KINDS.join(', ')}`);
+    if (!out.includes(name as DropKind)) out.push(name as DropKind);
+  }
+  if (out.length === 0) throw new InvalidArgumentError(`name one or more of ${DROP_KINDS.join(', ')}`);
+  return out;
+}

@@ -15,7 +15,8 @@ export { VERSION };
 const EXIT_HELP = `
 Exit status:
   0    success (check: clean; compare: identical)
-  1    check: problems found; compare: different; maintain: some chain failed or was skipped for an error
+  1    check: problems found; compare: different; diff: files changed; rebase --check: conflicts;
+       maintain: some chain failed or was skipped for an error
   2    bad usage (unknown option, bad value, missing argument)
   3    a path does not exist, is not a regular file, or cannot be read
   4    not a VHD, or its metadata breaks the format (checksum, truncated, out of range)
@@ -23,6 +24,7 @@ Exit status:
   6    refused to protect data: saved state, fixed disk, output exists or is an input, disk locked or in use
   7    writing failed (disk full, permission denied, I/O error); the original is intact
   8    the output did not verify; it was discarded and the original is intact
+  9    a guest partition table or file system cannot be read (map, diff, rebase --check)
   70   internal error (a bug: please report it)
   130  interrupted; the original is intact
   141  standard output was closed early (a reader such as head stopped reading)`;
@@ -48,6 +50,7 @@ const COMMANDS: Record<string, () => Promise<Register>> = {
   create: async () => (await import('./commands/create.command.js')).registerCreate,
   relink: async () => (await import('./commands/relink.command.js')).registerRelink,
   map: async () => (await import('./commands/map.command.js')).registerMap,
+  diff: async () => (await import('./commands/diff.command.js')).registerDiff,
 };
 
 /** The program, with the command `argv` names (all of them when it names none). */
@@ -59,7 +62,7 @@ export async function buildProgram(io: CliIO, done: (code: number) => void, argv
     .version(VERSION)
     .configureOutput(outputConfig(io))
     .exitOverride()
-    .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool rebase user-full.vhd --onto golden.vhd --output user.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n  vhdtool create user1.vhd --parent golden.vhd\n  vhdtool relink user1.vhd --search /srv/golden --dry-run\n  vhdtool map child.vhd --files --svg child-map.svg\n${EXIT_HELP}`);
+    .addHelpText('after', `\nExamples:\n  vhdtool info child.vhd\n  vhdtool check child.vhd\n  vhdtool compact child.vhd --dry-run\n  vhdtool merge child.vhd parent.vhd merged.vhd\n  vhdtool rebase user-full.vhd --onto golden.vhd --output user.vhd\n  vhdtool compare child.vhd merged.vhd\n  vhdtool maintain /srv/vhd --min-reclaim 64M --json\n  vhdtool create user1.vhd --parent golden.vhd\n  vhdtool relink user1.vhd --search /srv/golden --dry-run\n  vhdtool map child.vhd --files --svg child-map.svg\n  vhdtool diff user1.vhd\n  vhdtool rebase user1.vhd --onto golden-v2.vhd --check\n${EXIT_HELP}`);
   const name = argv[2];
   const loaders = name !== undefined && Object.hasOwn(COMMANDS, name) ? [COMMANDS[name]] : [...new Set(Object.values(COMMANDS))];
   for (const register of await Promise.all(loaders.map((load) => load()))) register(program, io, done);

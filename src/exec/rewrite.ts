@@ -19,6 +19,7 @@ import type { ChainResolver } from '../chain/resolve.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import { planUnits, visitedBlocks, type PlanCounters, type RewriteSpec, type UnitPlan } from '../plan/units.js';
 import type { CompareResult } from '../plan/tasks.js';
+import { DropTally, REASON_SAME, REASON_ZERO, type DropIndex } from '../plan/dropIndex.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
 import type { FixedWriter, SparseWriter } from '../vhd/writer.js';
 import type { DigestLog } from './digestLog.js';
@@ -55,6 +56,14 @@ export interface RewriteStats {
   sectorsZeroOverZero: number;
   /** Data bytes written (dry run: that would be written). */
   bytesWritten: number;
+  /** With a drop plan: every dropped sector by reason and partition (the kernel's reasons included). */
+  tally: DropTally | null;
+  /** With a drop plan: blocks deallocated where the plan dropped sectors. */
+  blocksFreed: number;
+  /** With a drop plan: blocks the plan dropped sectors from, that stay stored for their kept sectors. */
+  blocksPartlyFreed: number;
+  /** Kept sectors holding those blocks. */
+  sectorsKeepingPartlyFreed: number;
   /** Source sectors left out unread: the reference reads them from the same file and offset (RewriteSpec.skipShared). */
   sectorsShared: number;
 }
@@ -71,6 +80,9 @@ interface BlockState {
   offset: number | null;
   keptAny: boolean;
   bits: Uint8Array;
+  /** Sectors kept, and sectors the drop plan removed. */
+  kept: number;
+  planned: number;
 }
 
 /**
@@ -92,7 +104,10 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const stats: RewriteStats = {
     blocksVisited: 0, emptyBlocks: 0, blocksStored: 0, sectorsExamined: 0, sectorsKept: 0,
     sectorsSameAsParent: 0, sectorsZeroOverZero: 0, bytesWritten: 0, sectorsShared: 0,
+    tally: null, blocksFreed: 0, blocksPartlyFreed: 0, sectorsKeepingPartlyFreed: 0,
   };
+  const drops = spec.drops ?? null;
+  if (drops) stats.tally = counters.tally = new DropTally(drops.slots);
   const freeSlots = Array.from({ length: runner.slots }, (_, i) => runner.slots - 1 - i);
   const queue: Array<{ u: UnitPlan; p: Promise<CompareResult> | null }> = [];
   let current: BlockState | null = null;
@@ -103,9 +118,10 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const consume = async (item: { u: UnitPlan; p: Promise<CompareResult> | null }) => {
     const { u } = item;
     if (!current || current.block !== u.block) {
-      current = { block: u.block, offset: null, keptAny: false, bits: new Uint8Array(target.type === 'fixed' ? 0 : target.bitmapBytes) };
+      current = { block: u.block, offset: null, keptAny: false, bits: new Uint8Array(target.type === 'fixed' ? 0 : target.bitmapBytes), kept: 0, planned: 0 };
     }
     const st: BlockState = current;
+    st.planned += u.planned;
     if (item.p && u.task) {
       const r = await item.p;
       const slot = u.task.slot;
@@ -113,7 +129,12 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
         stats.sectorsKept += r.kept;
         stats.sectorsSameAsParent += r.sameAsParent;
         stats.sectorsZeroOverZero += r.zeroOverZero;
+        st.kept += r.kept;
         for (let i = 0; i < u.task.src.length; i += 4) stats.sectorsExamined += u.task.src[i + 1];
+        if (drops) {
+          attribute(drops, stats.tally!, u, r);
+          if (!dry && r.kept < countRuns(u.task.src)) await record?.verifier.dropped(u.firstSector, u.sectors, u.task.src, u.task.ref, r.drop);
+        }
         if (target.type === 'differencing') {
           const src = u.task.src;
           for (let i = 0; i < src.length; i += 4) {
@@ -153,6 +174,13 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
         freeSlots.push(slot);
       }
     }
+    if (u.lastInBlock && st.planned > 0) {
+      if (!st.keptAny) stats.blocksFreed++;
+      else {
+        stats.blocksPartlyFreed++;
+        stats.sectorsKeepingPartlyFreed += st.kept;
+      }
+    }
     if (u.lastInBlock && target.type !== 'fixed' && st.keptAny) {
       stats.blocksStored++;
       if (!dry) {
@@ -173,6 +201,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
         while (freeSlots.length === 0) await consume(queue.shift()!);
         u.task.slot = freeSlots.pop()!;
         u.task.write = !dry;
+        if (drops && drops.slotRuns(u.firstSector, u.sectors).length > 3) u.task.classify = true;
         p = runner.run<CompareResult>(u.task);
         p.catch(() => undefined);
       }
@@ -190,8 +219,38 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   }
   stats.blocksVisited = counters.blocksVisited;
   stats.emptyBlocks = counters.emptyBlocks;
+  stats.sectorsExamined += drops ? stats.tally!.planned() : 0;
   stats.sectorsShared = counters.sharedSectors ?? 0;
   return stats;
+}
+
+function countRuns(runs: number[]): number {
+  let n = 0;
+  for (let i = 0; i < runs.length; i += 4) n += runs[i + 1];
+  return n;
+}
+
+/** Tallies the kernel's drops of a unit by partition: wholesale when the unit lies in one, else sector by sector. */
+function attribute(drops: DropIndex, tally: DropTally, u: UnitPlan, r: CompareResult): void {
+  const runs = drops.slotRuns(u.firstSector, u.sectors);
+  if (runs.length === 3) {
+    tally.add(runs[2], REASON_SAME, r.sameAsParent);
+    tally.add(runs[2], REASON_ZERO, r.zeroOverZero);
+    return;
+  }
+  const zero = r.zero!;
+  for (let i = 0; i < runs.length; i += 3) {
+    let same = 0;
+    let zz = 0;
+    for (let s = runs[i] - u.firstSector, e = s + runs[i + 1]; s < e; s++) {
+      const bit = 0x80 >>> (s & 7);
+      if ((r.drop[s >>> 3] & bit) === 0) continue;
+      if ((zero[s >>> 3] & bit) !== 0) zz++;
+      else same++;
+    }
+    tally.add(runs[i + 2], REASON_SAME, same);
+    tally.add(runs[i + 2], REASON_ZERO, zz);
+  }
 }
 
 /** Zero stretches shorter than this (64 KiB) are written anyway: fewer, larger writes. */

@@ -8,7 +8,11 @@
  *  3. compare every written block, byte for byte, with the source it came
  *     from: a sector whose bit is 1 must hold exactly the source layers'
  *     data, every other sector must be zero (dynamic and fixed outputs must
- *     equal the source content outright).
+ *     equal the source content outright);
+ *  4. with a drop plan (compact --free-space), also every sector the compare
+ *     kernel dropped as equal to the reference: the reference must hold
+ *     exactly the source's bytes there. With 3, this proves the new view
+ *     equals the old one everywhere except the planned ranges.
  *
  * Step 3 (ContentVerifier) runs while the executor writes: as soon as a
  * block's data and bitmap are in the file, the workers re-read that block of
@@ -53,7 +57,7 @@ export class ContentVerifier {
   private readonly files: string[];
   private readonly outIndex: number;
   private readonly limit: number;
-  private readonly inflight: Array<{ p: Promise<DiffResult>; at: number }> = [];
+  private readonly inflight: Array<{ p: Promise<DiffResult>; what: (offset: number) => string }> = [];
   /** Checks waiting until the file extends past their end (a block may end in a hole not yet covered). */
   private readonly pending: Array<{ at: number; sectors: number; runs: number[] }> = [];
   private extent = 0;
@@ -127,20 +131,66 @@ export class ContentVerifier {
     await Promise.allSettled(this.inflight.splice(0).map((q) => q.p));
   }
 
+  /**
+   * Sectors the compare kernel dropped from the unit at virtual sector
+   * `first` (bits of `drop`) as equal to the reference (or zero): the guest
+   * now reads the reference there, so the reference must hold exactly what
+   * the source held. Re-compared from the page cache, source runs `src`
+   * against reference runs `ref` (null: zeros), both unit-relative.
+   */
+  async dropped(first: number, sectors: number, src: number[], ref: number[] | null, drop: Uint8Array): Promise<void> {
+    const a = maskRuns(src, sectors, drop);
+    const b = maskRuns(ref ?? [0, sectors, -1, 0], sectors, drop);
+    await this.queueDiff(sectors, a, b, (off) => `sector ${first + Math.floor(off / SECTOR)} was dropped as equal to the parent, but differs from it`);
+  }
+
   private async queue(outOffset: number, sectors: number, expectRuns: number[]): Promise<void> {
+    await this.queueDiff(sectors, [0, sectors, this.outIndex, outOffset], expectRuns, (off) => `data at output offset ${outOffset + off} differs from the source`);
+  }
+
+  private async queueDiff(sectors: number, a: number[], b: number[], what: (offset: number) => string): Promise<void> {
     while (this.inflight.length >= this.limit) await this.settle();
-    const p = this.runner.run<DiffResult>({
-      kind: 'diff', sectors, files: this.files, a: [0, sectors, this.outIndex, outOffset], b: expectRuns, maxRanges: 0,
-    });
+    const p = this.runner.run<DiffResult>({ kind: 'diff', sectors, files: this.files, a, b, maxRanges: 0 });
     p.catch(() => undefined);
-    this.inflight.push({ p, at: outOffset });
+    this.inflight.push({ p, what });
   }
 
   private async settle(): Promise<void> {
     const q = this.inflight.shift()!;
     const r = await q.p;
-    if (r.first >= 0) fail(`data at output offset ${q.at + r.first} differs from the source`, this.temp);
+    if (r.first >= 0) fail(q.what(r.first), this.temp);
   }
+}
+
+/**
+ * Runs (4-tuples, unit-relative) covering [0, sectors) that follow `runs`
+ * where `pick` has a bit set and read nothing (-1 on both sides of a diff:
+ * skipped) elsewhere. `runs` must cover every picked sector.
+ */
+export function maskRuns(runs: number[], sectors: number, pick: Uint8Array): number[] {
+  const out: number[] = [];
+  let pos = 0;
+  const gap = (to: number) => {
+    if (to > pos) out.push(pos, to - pos, -1, 0);
+    pos = Math.max(pos, to);
+  };
+  for (let i = 0; i < runs.length; i += 4) {
+    const end = runs[i] + runs[i + 1];
+    let s = runs[i];
+    while (s < end) {
+      if ((s & 7) === 0 && s + 8 <= end && pick[s >>> 3] === 0) { s += 8; continue; }
+      if ((pick[s >>> 3] & (0x80 >>> (s & 7))) === 0) { s++; continue; }
+      let e = s + 1;
+      while (e < end && (pick[e >>> 3] & (0x80 >>> (e & 7))) !== 0) e++;
+      gap(s);
+      const f = runs[i + 2];
+      out.push(s, e - s, f, f < 0 ? 0 : runs[i + 3] + (s - runs[i]) * SECTOR);
+      pos = e;
+      s = e;
+    }
+  }
+  gap(sectors);
+  return out;
 }
 
 /** Steps 1 and 2, after the fsync: the file re-opens strictly and its metadata is what was written. */

@@ -22,3 +22,8 @@ export function inPartition(e: unknown, index: number, fs?: string): VhdToolErro
   }
   return new VhdToolError('INTERNAL', `${where}: internal error: ${e instanceof Error ? e.message : String(e)} (please report this)`);
 }
+
+/** Stops a scan when its signal has fired: the same INTERRUPTED error (exit 130) from every reader. */
+export function checkAborted(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
+}

@@ -58,12 +58,16 @@ export interface Anomaly {
    * owned-but-free (a file's cluster the allocation map calls free),
    * unowned-allocated (allocated, claimed by nothing), bad-chain (FAT),
    * bad-extent (ext), bad-sequence (NTFS), bad-runlist (NTFS: a runlist leaving
-   * the volume), mirror-mismatch (NTFS: $MFT and $MFTMirr differ).
+   * the volume), mirror-mismatch (NTFS: $MFT and $MFTMirr differ),
+   * bad-index and unindexed (NTFS directory indexes against the MFT, with
+   * ScanOptions.indexes).
    */
   kind: string;
   message: string;
   /** Volume bytes concerned, where known. */
   ranges?: RangeSet;
+  /** Cases of this kind the message stands for, where the reader counts them. */
+  count?: number;
 }
 
 export interface VolumeScan {
@@ -94,6 +98,12 @@ export interface ScanOptions {
    */
   filesTouching?: RangeSet;
   signal?: AbortSignal;
+  /**
+   * Also cross-check directory indexes against the files where the file
+   * system keeps both (NTFS $I30: anomalies bad-index, unindexed). Costs a
+   * read of every directory's index; relink's proof asks for it.
+   */
+  indexes?: boolean;
 }
 
 export interface Volume {

@@ -8,6 +8,7 @@
  */
 import { shardLabel } from './shard.js';
 import type { MaintainReport } from './report.js';
+import { DROP_REASONS } from '../plan/dropPlan.js';
 
 export interface MetricDef {
   name: string;
@@ -17,10 +18,13 @@ export interface MetricDef {
 export const METRIC_NAMES = {
   reclaimed: 'vhdtool_maintain_reclaimed_bytes',
   reclaimable: 'vhdtool_maintain_reclaimable_bytes',
+  dropped: 'vhdtool_maintain_dropped_bytes',
   compacted: 'vhdtool_maintain_disks_compacted',
   shortened: 'vhdtool_maintain_chains_shortened',
   coalesced: 'vhdtool_maintain_layers_coalesced',
   orphans: 'vhdtool_maintain_orphans_removed',
+  relinked: 'vhdtool_maintain_disks_relinked',
+  stale: 'vhdtool_maintain_stale_locators',
   errors: 'vhdtool_maintain_errors',
   disks: 'vhdtool_maintain_disks',
   unreadable: 'vhdtool_maintain_unreadable_disks',
@@ -71,10 +75,16 @@ export function renderMetrics(r: MaintainReport, previous: string | null, now: D
   const one = (name: string, help: string, v: number) => gauge(name, help, [[base, v]]);
   one(METRIC_NAMES.reclaimed, 'Bytes reclaimed by compaction in the last maintain run.', s.bytesReclaimed);
   one(METRIC_NAMES.reclaimable, 'Bytes the dry-run figures promised for the disks chosen for compaction in the last run.', s.bytesReclaimable);
+  // Sector bytes by reason: a metric of its own, not a label on reclaimable_bytes, whose figure is a
+  // file-size reduction (block-granular) and whose sum over labels must stay that figure.
+  gauge(METRIC_NAMES.dropped, 'Sector bytes the compactions chosen in the last run dropped (a dry run: would drop), by reason.',
+    DROP_REASONS.map((reason) => [`${base},reason="${reason}"`, s.droppedBytes?.[reason] ?? 0]));
   one(METRIC_NAMES.compacted, 'Disks compacted in the last maintain run (a dry run: that would be).', s.disksCompacted);
   one(METRIC_NAMES.shortened, 'Chains shortened (leaves coalesced with their parent at least once) in the last run.', s.chainsShortened);
   one(METRIC_NAMES.coalesced, 'Coalesce steps (layers removed from chains) in the last run.', s.layersCoalesced);
   one(METRIC_NAMES.orphans, 'Unused intermediate layers deleted in the last run (--remove-orphans).', s.orphansRemoved);
+  one(METRIC_NAMES.relinked, 'Children whose stale locators were rewritten after relink\'s proof in the last run (--relink; a dry run: would be).', s.disksRelinked);
+  one(METRIC_NAMES.stale, 'Disks left with stale locators (parent found only by UUID under the roots) at the end of the last run.', s.staleLocators);
   one(METRIC_NAMES.errors, 'Errors in the last run: unreadable disks, broken chains, failed operations (and a fatal error).', s.errors);
   one(METRIC_NAMES.disks, 'Disk files found under the roots in the last run.', s.disksFound);
   one(METRIC_NAMES.unreadable, 'Disk files or folders that could not be read in the last run (this shard).', s.unreadable);

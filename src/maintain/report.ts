@@ -6,6 +6,8 @@ import { ErrorCodes, type ErrorCode } from '../errors.js';
 import type { DiskType } from '../format/index.js';
 import type { Shard } from './shard.js';
 import { plural } from '../plural.js';
+import type { DropKind } from '../plan/dropPlan.js';
+import { emptyReasons, type PartitionReport, type ReasonBytes } from '../ops/dropReport.js';
 
 export const REPORT_VERSION = 1;
 
@@ -22,6 +24,7 @@ export type SkipReason =
   | 'symlink'             // an unused layer reached through a symbolic link (not deleted)
   | 'rewritten'           // dry run: the disk would be coalesced first, so its compaction is not measured
   | 'chain-broken'        // the family cannot be opened (its error is reported once, on the chain)
+  | 'relink-refused'      // --relink: its stale locators could not be rewritten (the error says why): not written this run
   | 'interrupted';
 
 export interface Skip {
@@ -36,7 +39,7 @@ export interface ErrorEntry {
   /** What the command alone would have exited with for this error. */
   exitCode: number;
   message: string;
-  /** What maintain was doing: discover, compact, coalesce, remove-orphan, maintain, write-report, write-metrics. */
+  /** What maintain was doing: discover, relink, compact, coalesce, remove-orphan, maintain, write-report, write-metrics. */
   during: string;
 }
 
@@ -60,21 +63,46 @@ export interface DiskReport {
   reclaimedBytes: number;
   changed: boolean;
   removed: boolean;
+  /**
+   * At the end of the run its locators (and parent name) do not lead to its
+   * parent, which discovery found by UUID under the roots: it opens through
+   * maintain, not in other tools (--relink rewrites them).
+   */
+  staleLocators: boolean;
   skip: Skip | null;
+  /** Bytes compaction drops from the disk, by reason (the dry-run figures); null when not measured. */
+  droppedBytes: ReasonBytes | null;
+  /** With --free-space: whether it applied to this disk (leaves only), and what the partitions gave; null without it or when not measured. */
+  freeSpace: DiskFreeSpace | null;
+}
+
+export interface DiskFreeSpace {
+  applied: boolean;
+  /** Why not (a disk with children), else null. */
+  reason: string | null;
+  /** Why the partition table could not be read, else null. */
+  tableError: string | null;
+  partitions: PartitionReport[];
+  blocksKept: { count: number; usedBytes: number };
 }
 
 export interface ActionReport {
-  action: 'compact' | 'coalesce' | 'remove-orphan';
+  action: 'compact' | 'coalesce' | 'remove-orphan' | 'relink';
   disk: string;
   /** True in a dry run: planned, not done. */
   dryRun: boolean;
-  /** coalesce: the parent merged into the disk, and the disk's new parent (null: it became standalone). */
+  /** coalesce: the parent merged into the disk, and the disk's new parent (null: it became standalone). relink: the parent its locators now name. */
   parent?: string;
   newParent?: string | null;
   bytesBefore?: number;
   bytesAfter?: number;
   /** compact: bytes freed (a dry run: bytes it would free). */
   reclaimedBytes?: number;
+  /** relink: how the link was written (in-place, rewrite, unchanged) and the proof's verdict (proven, accepted). */
+  method?: 'in-place' | 'rewrite' | 'unchanged';
+  proof?: 'proven' | 'accepted';
+  /** compact: sector bytes dropped, by reason. */
+  droppedBytes?: ReasonBytes;
   durationMs: number;
 }
 
@@ -97,6 +125,8 @@ export interface ChainReport {
   bytesReclaimed: number;
   /** Sum of the dry-run figures of the disks chosen for compaction. */
   bytesReclaimable: number;
+  /** Sector bytes those compactions drop, by reason. */
+  droppedBytes: ReasonBytes;
   /** Temporary files of killed vhdtool runs removed from beside these disks. */
   removedTemporaries: string[];
   errors: ErrorEntry[];
@@ -124,10 +154,16 @@ export interface MaintainSummary {
   disksCompacted: number;
   bytesReclaimed: number;
   bytesReclaimable: number;
+  /** Sector bytes dropped by the compactions chosen (a dry run: that would be), by reason. */
+  droppedBytes: ReasonBytes;
   /** Chains (leaves) shortened by at least one layer. */
   chainsShortened: number;
   layersCoalesced: number;
   orphansRemoved: number;
+  /** --relink: children whose stale locators were rewritten (a dry run: would be). */
+  disksRelinked: number;
+  /** Disks left with stale locators at the end of the run (warnings, not errors). */
+  staleLocators: number;
   disksSkipped: number;
   errors: number;
   discoveryMs: number;
@@ -147,9 +183,12 @@ export interface MaintainReport {
     minReclaim: number;
     maxDepth: number | null;
     removeOrphans: boolean;
+    relink: boolean;
     exclude: string[];
     threads: number;
     concurrency: number;
+    freeSpace: boolean;
+    drop: DropKind[];
   };
   /** 0 healthy; 1 some chain failed or was skipped for an error; otherwise the fatal error's code. */
   exitCode: number;
@@ -189,13 +228,23 @@ export function finalize(r: MaintainReport): MaintainReport {
   s.layersCoalesced = actions.filter((a) => a.action === 'coalesce').length;
   s.chainsShortened = new Set(actions.filter((a) => a.action === 'coalesce').map((a) => a.disk)).size;
   s.orphansRemoved = actions.filter((a) => a.action === 'remove-orphan').length;
+  s.disksRelinked = actions.filter((a) => a.action === 'relink').length;
+  s.staleLocators = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.staleLocators).length, 0);
   s.bytesReclaimed = r.chains.reduce((n, c) => n + c.bytesReclaimed, 0);
   s.bytesReclaimable = r.chains.reduce((n, c) => n + c.bytesReclaimable, 0);
+  s.droppedBytes = addReasons(r.chains.map((c) => c.droppedBytes));
   s.disksSkipped = r.chains.reduce((n, c) => n + c.disks.filter((d) => d.skip !== null).length, 0);
   s.errors = errors.length;
   r.exitCode = exitCodeOf(r);
   r.status = r.fatal ? 'fatal' : errors.length ? 'errors' : 'healthy';
   return r;
+}
+
+/** The sum of several by-reason byte counts (missing ones count 0: reports made before the reasons existed). */
+export function addReasons(list: Array<ReasonBytes | null | undefined>): ReasonBytes {
+  const out = emptyReasons();
+  for (const b of list) for (const k of Object.keys(out) as Array<keyof ReasonBytes>) out[k] += b?.[k] ?? 0;
+  return out;
 }
 
 export function exitCodeFor(code: ErrorCode): number {
@@ -214,12 +263,17 @@ function fmt(n: number): string {
 export function describeAction(a: ActionReport): string {
   const dry = a.dryRun;
   switch (a.action) {
-    case 'compact':
-      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}`;
+    case 'compact': {
+      const planned = a.droppedBytes ? (['freeSpace', 'pagefile', 'swapfile', 'hiberfil', 'swap'] as const).filter((k) => a.droppedBytes![k] > 0) : [];
+      const why = planned.length ? ` (dropping ${planned.map((k) => `${k} ${fmt(a.droppedBytes![k])}`).join(', ')})` : '';
+      return `${dry ? 'would compact' : 'compacted'}: ${fmt(a.bytesBefore ?? 0)} -> ${fmt(a.bytesAfter ?? 0)}, ${dry ? 'reclaiming' : 'reclaimed'} ${fmt(a.reclaimedBytes ?? 0)}${why}`;
+    }
     case 'coalesce':
       return `${dry ? 'would shorten' : 'shortened'}: coalesced with its parent ${a.parent}; ${a.newParent ? `now over ${a.newParent}` : 'now standalone'}`;
     case 'remove-orphan':
       return `${dry ? 'would remove' : 'removed'}: a layer shortening left unused (${fmt(a.bytesBefore ?? 0)})`;
+    case 'relink':
+      return `${dry ? 'would relink' : 'relinked'}: its stale locators ${dry ? 'would lead' : 'now lead'} to its parent ${a.parent} (${a.method}, proof ${a.proof})`;
   }
 }
 
@@ -253,7 +307,9 @@ export function renderHuman(r: MaintainReport, verbose = false): string[] {
   const bytes = r.dryRun ? `would reclaim ${fmt(s.bytesReclaimable)} from ${plural(s.disksCompacted, 'disk')}` : `reclaimed ${fmt(s.bytesReclaimed)} from ${plural(s.disksCompacted, 'disk')}`;
   const shortened = s.layersCoalesced ? `; ${r.dryRun ? 'would shorten' : 'shortened'} ${plural(s.chainsShortened, 'chain')} by ${plural(s.layersCoalesced, 'layer')}` : '';
   const removed = s.orphansRemoved ? `; ${r.dryRun ? 'would remove' : 'removed'} ${plural(s.orphansRemoved, 'unused layer')}` : '';
+  const relinked = s.disksRelinked ? `; ${r.dryRun ? 'would relink' : 'relinked'} ${plural(s.disksRelinked, 'disk')}` : '';
+  const stale = s.staleLocators ? `; ${plural(s.staleLocators, 'disk')} with stale locators` : '';
   const skipped = s.chainsSkipped ? `; ${plural(s.chainsSkipped, 'chain family', 'chain families')} skipped` : '';
-  out.push(`${bytes}${shortened}${removed}${skipped}; ${plural(s.errors, 'error')}; ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
+  out.push(`${bytes}${shortened}${removed}${relinked}${stale}${skipped}; ${plural(s.errors, 'error')}; ${(r.durationMs / 1000).toFixed(2)} s; exit ${r.exitCode}`);
   return out;
 }

@@ -18,6 +18,12 @@ import type { RewriteStats } from '../exec/rewrite.js';
 import { refuseExisting, refuseOutputIsInput, requireOutputDir } from './outputs.js';
 import { assertUnchanged, refuseOrphanData, refuseSavedState, resolveBase, unitSectorsFor, withBitmapCheck, type OpBase } from './common.js';
 import type { Chain } from '../chain/chain.js';
+import { openVhd } from '../vhd/image.js';
+import type { FileSystem } from '../io/fsys.js';
+import { DropIndex } from '../plan/dropIndex.js';
+import type { DropKind, DropPlan } from '../plan/dropPlan.js';
+import { surveyDrops } from './dropSurvey.js';
+import { freeSpaceReport, type FreeSpaceReport } from './dropReport.js';
 
 export interface CompactOptions extends OpBase {
   /** The leaf's parent, overriding its locators. */
@@ -29,6 +35,15 @@ export interface CompactOptions extends OpBase {
   dryRun?: boolean;
   /** Skip the lock and the open-by-another-process check (callers that hold them). */
   noLock?: boolean;
+  /**
+   * Also drop the leaf's sectors that lie wholly in clusters the guest's file
+   * systems (read through the whole chain) mark free.
+   */
+  freeSpace?: boolean;
+  /** With freeSpace: also drop these files' or areas' content (opt-in). */
+  drop?: DropKind[];
+  /** With freeSpace: do not look beside the disk for children (maintain knows the disk is a leaf). */
+  noChildCheck?: boolean;
 }
 
 export interface CompactResult {
@@ -44,8 +59,10 @@ export interface CompactResult {
   reclaimableBytes: number;
   /** Bytes actually reclaimed (0 in a dry run). */
   reclaimedBytes: number;
-  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number };
-  blocks: { before: number; after: number; deallocated: number; zero: number; emptied: number; empty: number };
+  sectors: { examined: number; kept: number; sameAsParent: number; zeroOverZero: number } & Partial<Record<'freeSpace' | DropKind, number>>;
+  blocks: { before: number; after: number; deallocated: number; zero: number; emptied: number; empty: number; freed?: number };
+  /** With --free-space: what was dropped, by reason and partition, and what was left alone. */
+  freeSpace?: FreeSpaceReport;
   layout: 'aligned' | 'packed';
   removedTemporaries: string[];
   durationMs: number;
@@ -88,6 +105,12 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
 
     const blockSize = m.blockSize!;
     const spec: RewriteSpec = { chain, sourceCount: 1, blockSize, virtualSize: m.virtualSize, unitSectors: unitSectorsFor(blockSize) };
+    let dropPlan: DropPlan | null = null;
+    if (opts.freeSpace) {
+      if (!opts.noChildCheck) await refuseChildren(fs, leaf.realPath, m.footer.uniqueId, disk);
+      dropPlan = await surveyDrops(chain, { drops: opts.drop ?? [], signal: ctx.signal, progress: ctx.progress });
+      spec.drops = new DropIndex(dropPlan);
+    }
     const locators: LocatorData[] = m.locators
       .filter((l) => l.data !== null && typeof l.entry.platform === 'string')
       .map((l) => ({
@@ -119,7 +142,8 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
     /** Publish only when something is dropped and the file does not grow. */
     const decide = (stats: RewriteStats, size: number) => {
       const dropped = stats.blocksStored < before ||
-        (m.type === 'differencing' && stats.sectorsSameAsParent + stats.sectorsZeroOverZero > 0);
+        (m.type === 'differencing' && stats.sectorsSameAsParent + stats.sectorsZeroOverZero > 0) ||
+        (stats.tally !== null && stats.tally.planned() > 0);
       return dropped && size <= m.fileSize;
     };
     const mode = (await fs.stat(disk)).mode & 0o7777;
@@ -163,18 +187,59 @@ export async function compact(disk: string, opts: CompactOptions = {}): Promise<
         before,
         after: opts.dryRun ? stats.blocksStored : after,
         deallocated,
-        zero: m.type === 'dynamic' ? deallocated - stats.emptyBlocks : 0,
-        emptied: m.type === 'differencing' ? deallocated - stats.emptyBlocks : 0,
+        zero: m.type === 'dynamic' ? deallocated - stats.emptyBlocks - stats.blocksFreed : 0,
+        emptied: m.type === 'differencing' ? deallocated - stats.emptyBlocks - stats.blocksFreed : 0,
         empty: stats.emptyBlocks,
       },
       layout: align === 4096 ? 'aligned' : 'packed',
       removedTemporaries,
       durationMs: Date.now() - t0,
     };
+    if (dropPlan) {
+      const report = freeSpaceReport(dropPlan, stats, m.type);
+      for (const r of ['freeSpace', 'pagefile', 'swapfile', 'hiberfil', 'swap'] as const) result.sectors[r] = report.bytes[r] / 512;
+      result.blocks.freed = stats.blocksFreed;
+      result.freeSpace = report;
+    }
     return result;
   } finally {
     if (chain) await chain.close();
     if (lock) await lock.release();
     await ctx.close();
+  }
+}
+
+/**
+ * Refuses --free-space on a disk that is the parent of a disk beside it:
+ * dropping what this disk's own view calls free changes what its children
+ * read wherever they show this disk through (maintain applies --free-space
+ * to leaves only). Only the disk's folder is looked at (Hyper-V keeps
+ * snapshots there); unreadable files are passed over.
+ */
+async function refuseChildren(fs: FileSystem, realPath: string, uuid: string, disk: string): Promise<void> {
+  const dir = path.dirname(realPath);
+  let entries;
+  try {
+    entries = await fs.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const e of entries) {
+    if (!e.isFile() || !/\.a?vhd$/i.test(e.name)) continue;
+    const p = path.join(dir, e.name);
+    if (p === realPath) continue;
+    let vhd;
+    try {
+      vhd = await openVhd(fs, p, { mode: 'lenient' });
+    } catch {
+      continue;
+    }
+    try {
+      if (vhd.meta.header?.parentUniqueId === uuid) {
+        throw new VhdToolError('REFUSED', `is the parent of ${e.name}: --free-space would change what that disk reads where it shows this one; compact the leaf instead`, disk);
+      }
+    } finally {
+      await vhd.close();
+    }
   }
 }

@@ -12,6 +12,10 @@
  *           first to lock the first disk wins and the other skips the family
  *           as "locked"), then re-read every header: a family another run
  *           changed meanwhile is skipped (the next run sees it fresh);
+ *        a'. stale locators (a parent found by UUID, not where the child's
+ *           locators point): reported; with --relink rewritten by relink,
+ *           after its proof (maintain/relinkStale.ts), parents first. A child
+ *           whose relink is refused is not written for the rest of the run;
  *        b. --max-depth N: every childless disk with more than N differencing
  *           layers is coalesced with its parent in place (same path, same
  *           UUID; the parent is never written), until none is left; a layer
@@ -39,17 +43,20 @@ import { cleanStaleTemps, writeAtomically } from '../io/atomic.js';
 import { openChain } from '../chain/openChain.js';
 import { defaultThreads, type TaskRunner } from '../parallel/pool.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
-import { compact } from './compact.js';
+import { compact, type CompactResult } from './compact.js';
+import { emptyReasons, type ReasonBytes } from './dropReport.js';
+import type { DropKind } from '../plan/dropPlan.js';
 import { coalesceInPlace } from './merge.js';
 import { discover, mapLimit, readDisk, walkRoots, DEFAULT_OPEN_CONCURRENCY } from '../maintain/discovery.js';
 import { ancestorsOf, buildForest, depthOf, detach, heightOf, leavesOf, relinkToGrandparent, type Node, type Tree } from '../maintain/forest.js';
 import { createLanes, type Lanes } from '../maintain/lanes.js';
 import { inShard, NO_SHARD, type Shard } from '../maintain/shard.js';
-import { exitCodeFor, finalize, REPORT_VERSION, type ActionReport, type ChainReport, type DiskReport, type ErrorEntry, type MaintainReport, type Skip } from '../maintain/report.js';
+import { addReasons, exitCodeFor, finalize, REPORT_VERSION, type DiskFreeSpace, type ActionReport, type ChainReport, type DiskReport, type ErrorEntry, type MaintainReport, type Skip } from '../maintain/report.js';
 import { renderMetrics } from '../maintain/metrics.js';
 import type { DiskInfo } from '../maintain/types.js';
 import { refuseOutputsOverDisks, refuseOutputsThatAreInputs, type SideOutput } from '../maintain/outputs.js';
 import { describeAction } from '../maintain/report.js';
+import { relinkStale, staleWarnings, type StaleHost } from '../maintain/relinkStale.js';
 
 import { DEFAULT_CONCURRENCY, DEFAULT_MIN_RECLAIM } from '../maintain/defaults.js';
 import { MAX_MIN_RECLAIM } from '../maintain/limits.js';
@@ -67,6 +74,8 @@ export interface MaintainOptions {
   maxDepth?: number | null;
   /** Delete intermediate layers that shortening left unused. */
   removeOrphans?: boolean;
+  /** Rewrite the locators of children whose parent was found only by UUID (after relink's proof). */
+  relink?: boolean;
   exclude?: string[];
   shard?: Shard;
   /** Worker threads of the one runner (0 = inline). */
@@ -79,6 +88,10 @@ export interface MaintainOptions {
   reportFile?: string;
   /** Write a Prometheus textfile here (atomically). */
   metricsFile?: string;
+  /** compact --free-space on every leaf (disks with children get plain compaction). */
+  freeSpace?: boolean;
+  /** With freeSpace: the opted-in drops (compact --drop). */
+  drop?: DropKind[];
   signal?: AbortSignal;
   progress?: ProgressSink;
   /** "dev:ino" -> pids of other processes holding the file open (default: a /proc scan). */
@@ -172,7 +185,13 @@ interface NodeState {
   changed: boolean;
   /** Dry run: would be coalesced (its compaction is then not measured). */
   rewritten: boolean;
+  /** Its locators do not lead to its parent (found by UUID under the roots). */
+  stale: boolean;
+  /** Its relink failed or was refused: not written for the rest of the run. */
+  relinkFailed: boolean;
   skip: Skip | null;
+  dropped: ReasonBytes | null;
+  freeSpace: DiskFreeSpace | null;
 }
 
 interface Ctx {
@@ -181,6 +200,9 @@ interface Ctx {
   minReclaim: number;
   maxDepth: number | null;
   removeOrphans: boolean;
+  relink: boolean;
+  freeSpace: boolean;
+  drop: DropKind[];
   lanes: Lanes;
   inUse: InUse;
   pointers: Pointers;
@@ -197,13 +219,16 @@ class FamilyRun {
 
   constructor(private readonly ctx: Ctx, readonly tree: Tree) {
     for (const n of tree.nodes) {
-      this.state.set(n, { sizeBefore: n.disk.size, reclaimable: null, atMost: null, reclaimed: 0, changed: false, rewritten: false, skip: null });
+      this.state.set(n, {
+        sizeBefore: n.disk.size, reclaimable: null, atMost: null, reclaimed: 0, changed: false, rewritten: false,
+        stale: n.parent !== null && n.parentBy !== 'locator', relinkFailed: false, skip: null, dropped: null, freeSpace: null,
+      });
     }
     const r = tree.root.disk;
     this.cr = {
       base: { path: r.path, uuid: r.uuid, type: r.type, external: r.external },
       key: tree.key, status: 'ok', changed: false, skip: null, disks: [], chains: [], actions: [],
-      bytesReclaimed: 0, bytesReclaimable: 0, removedTemporaries: [], errors: [],
+      bytesReclaimed: 0, bytesReclaimable: 0, droppedBytes: emptyReasons(), removedTemporaries: [], errors: [],
     };
   }
 
@@ -272,6 +297,7 @@ class FamilyRun {
           if (!n.disk.external && !this.readOnly.has(n)) this.cr.removedTemporaries.push(...await cleanStaleTemps(ctx.fs, n.disk.realPath));
         }
       }
+      await relinkStale(this.staleHost());
       if (ctx.maxDepth !== null) await this.shorten(ctx.maxDepth);
       await this.compactAll();
     } finally {
@@ -326,7 +352,22 @@ class FamilyRun {
     if (this.readOnly.has(n)) {
       return { error: new VhdToolError('WRITE_FAILED', 'cannot create the lock file beside it (read-only folder or no permission), so it cannot be maintained', d.path) };
     }
+    if (this.st(n).relinkFailed) return { skip: { reason: 'relink-refused', message: 'its parent is in doubt (its relink failed, see the error): not written this run' } };
     return null;
+  }
+
+  /** What relinkStale needs of this family run. */
+  private staleHost(): StaleHost {
+    return {
+      ctx: this.ctx, nodes: this.tree.nodes,
+      state: (n) => this.st(n),
+      blocked: (n) => this.blocked(n),
+      skip: (n, reason, message) => this.skip(n, reason, message),
+      act: (a) => this.act(a),
+      guard: (n, during, fn) => this.guard(n, during, fn),
+      reread: (n) => this.reread(n),
+      extraFor: (n) => this.extraFor(n),
+    };
   }
 
   private extraFor(n: Node): (uuid: Uuid) => string[] {
@@ -393,6 +434,7 @@ class FamilyRun {
       n.disk = { ...n.disk, parentUuid: gp ? gp.disk.uuid : null, type: gp ? 'differencing' : 'dynamic' };
       relinkToGrandparent(n);
       this.st(n).rewritten = true;
+      this.st(n).stale = false;
       return true;
     }
     return this.ctx.lanes.with((lane) => this.guard(n, 'coalesce', async () => {
@@ -400,7 +442,9 @@ class FamilyRun {
       const before = n.disk.size;
       await coalesceInPlace(n.disk.path, { fs: this.ctx.fs, noLock: true, runner: lane, signal: this.ctx.signal, extraCandidates: this.extraFor(n) });
       relinkToGrandparent(n);
+      // Coalescing writes fresh locators to the new parent.
       this.st(n).changed = true;
+      this.st(n).stale = false;
       await this.reread(n);
       const a: ActionReport = {
         action: 'coalesce', disk: n.disk.path, dryRun: false, parent: p.disk.path, newParent: gp?.disk.path ?? null,
@@ -503,17 +547,27 @@ class FamilyRun {
       if (b?.skip) return this.skip(n, b.skip.reason, b.skip.message);
       await this.ctx.lanes.with((lane) => this.guard(n, 'compact', async () => {
         await this.verifyChain(n);
-        const opts = { fs: this.ctx.fs, noLock: true, runner: lane as TaskRunner, signal: this.ctx.signal, extraCandidates: this.extraFor(n) };
+        // --free-space only on leaves: dropping what a parent's own view calls free would change what its children read.
+        const leaf = n.children.every((c) => c.removed);
+        const free = this.ctx.freeSpace && leaf ? { freeSpace: true, drop: this.ctx.drop, noChildCheck: true } : {};
+        const opts = { fs: this.ctx.fs, noLock: true, runner: lane as TaskRunner, signal: this.ctx.signal, extraCandidates: this.extraFor(n), ...free };
         const dry = await compact(d.path, { ...opts, dryRun: true });
         s.reclaimable = dry.reclaimableBytes;
+        s.dropped = droppedOf(dry);
+        if (this.ctx.freeSpace) {
+          s.freeSpace = freeSpaceOf(dry, leaf);
+          for (const p of s.freeSpace.partitions) if (p.status === 'skipped') this.ctx.log(d.path, `free space: partition ${p.index} (${p.fs}) left as it is: ${p.reason}`);
+          for (const p of s.freeSpace.partitions) for (const x of p.refused) this.ctx.log(d.path, `free space: partition ${p.index}: --drop ${x.drop} refused: ${x.reason}`);
+        }
         if (dry.reclaimableBytes <= 0 || dry.reclaimableBytes < this.ctx.minReclaim) {
           this.ctx.log(d.path, dry.reclaimableBytes <= 0 ? 'nothing to reclaim' : `${dry.reclaimableBytes} bytes to reclaim, below --min-reclaim ${this.ctx.minReclaim}: left as it is`);
           return;
         }
         this.cr.bytesReclaimable += dry.reclaimableBytes;
+        this.cr.droppedBytes = addReasons([this.cr.droppedBytes, s.dropped]);
         if (b?.error) throw b.error;
         if (this.ctx.dryRun) {
-          this.act({ action: 'compact', disk: d.path, dryRun: true, bytesBefore: d.size, bytesAfter: dry.newSize, reclaimedBytes: dry.reclaimableBytes, durationMs: dry.durationMs });
+          this.act({ action: 'compact', disk: d.path, dryRun: true, bytesBefore: d.size, bytesAfter: dry.newSize, reclaimedBytes: dry.reclaimableBytes, droppedBytes: s.dropped, durationMs: dry.durationMs });
           return;
         }
         const t0 = Date.now();
@@ -523,7 +577,7 @@ class FamilyRun {
         s.reclaimed += real.reclaimedBytes;
         this.cr.bytesReclaimed += real.reclaimedBytes;
         await this.reread(n);
-        this.act({ action: 'compact', disk: d.path, dryRun: false, bytesBefore: real.originalSize, bytesAfter: real.newSize, reclaimedBytes: real.reclaimedBytes, durationMs: Date.now() - t0 });
+        this.act({ action: 'compact', disk: d.path, dryRun: false, bytesBefore: real.originalSize, bytesAfter: real.newSize, reclaimedBytes: real.reclaimedBytes, droppedBytes: droppedOf(real), durationMs: Date.now() - t0 });
       }));
     } finally {
       this.ctx.progress.advance(s.sizeBefore);
@@ -551,7 +605,10 @@ class FamilyRun {
         reclaimedBytes: s.reclaimed,
         changed: s.changed || n.removed,
         removed: n.removed,
+        staleLocators: s.stale && !n.removed,
         skip: s.skip,
+        droppedBytes: s.dropped,
+        freeSpace: s.freeSpace,
       };
     });
     const roots = this.tree.nodes.filter((n) => !n.removed && (n === this.tree.root || !n.parent));
@@ -560,6 +617,23 @@ class FamilyRun {
     cr.status = cr.errors.length ? 'failed' : cr.skip ? 'skipped' : 'ok';
     return cr;
   }
+}
+
+/** A compaction's dropped bytes by reason (without --free-space: the compare kernel's two). */
+function droppedOf(r: CompactResult): ReasonBytes {
+  if (r.freeSpace) return r.freeSpace.bytes;
+  const out = emptyReasons();
+  out.sameAsParent = r.sectors.sameAsParent * 512;
+  out.zeroOverZero = r.sectors.zeroOverZero * 512;
+  return out;
+}
+
+function freeSpaceOf(r: CompactResult, leaf: boolean): DiskFreeSpace {
+  if (!leaf || !r.freeSpace) {
+    return { applied: false, reason: 'has children: their views would change where they read this disk; plain compaction only', tableError: null, partitions: [], blocksKept: { count: 0, usedBytes: 0 } };
+  }
+  const f = r.freeSpace;
+  return { applied: true, reason: null, tableError: f.tableError, partitions: f.partitions, blocksKept: f.blocksKept };
 }
 
 function errorEntry(e: unknown, during: string): ErrorEntry {
@@ -584,6 +658,7 @@ function checkOptions(roots: string[], o: MaintainOptions): void {
     throw new VhdToolError('USAGE', `--min-reclaim ${o.minReclaim} is more than any VHD holds (at most 2040 GiB)`);
   }
   nonNeg(o.maxDepth, '--max-depth');
+  if (o.drop?.length && !o.freeSpace) throw new VhdToolError('USAGE', '--drop needs --free-space');
   nonNeg(o.threads, '--threads');
   if (o.concurrency !== undefined && (!Number.isInteger(o.concurrency) || o.concurrency < 1)) throw new VhdToolError('USAGE', '--concurrency must be at least 1');
   const s = o.shard;
@@ -607,11 +682,15 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     dryRun: opts.dryRun ?? false,
     roots: roots.map((r) => path.resolve(r)),
     shard,
-    options: { minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, exclude: opts.exclude ?? [], threads, concurrency },
+    options: {
+      minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, relink: opts.relink ?? false, exclude: opts.exclude ?? [], threads, concurrency,
+      freeSpace: opts.freeSpace ?? false, drop: opts.drop ?? [],
+    },
     exitCode: 0, status: 'healthy', fatal: null,
     summary: {
       disksFound: 0, unreadable: 0, chains: 0, chainsInShard: 0, chainsOk: 0, chainsChanged: 0, chainsSkipped: 0, chainsFailed: 0,
-      disksCompacted: 0, bytesReclaimed: 0, bytesReclaimable: 0, chainsShortened: 0, layersCoalesced: 0, orphansRemoved: 0,
+      disksCompacted: 0, bytesReclaimed: 0, bytesReclaimable: 0, droppedBytes: emptyReasons(), chainsShortened: 0, layersCoalesced: 0, orphansRemoved: 0,
+      disksRelinked: 0, staleLocators: 0,
       disksSkipped: 0, errors: 0, discoveryMs: 0,
     },
     chains: [], unreadable: [], errors: [], warnings: [],
@@ -653,8 +732,8 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
 
     lanes = createLanes({ threads, lanes: concurrency });
     const ctx: Ctx = {
-      fs, dryRun: opts.dryRun ?? false, minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false,
-      lanes, inUse: new InUse(opts.openFiles ?? openFilesByOthers), pointers: new Pointers(fs, report.roots, found.disks),
+      fs, dryRun: opts.dryRun ?? false, minReclaim, maxDepth: opts.maxDepth ?? null, removeOrphans: opts.removeOrphans ?? false, relink: opts.relink ?? false,
+      freeSpace: opts.freeSpace ?? false, drop: opts.drop ?? [], lanes, inUse: new InUse(opts.openFiles ?? openFilesByOthers), pointers: new Pointers(fs, report.roots, found.disks),
       signal: opts.signal, progress, log,
     };
     const runs = mine.map((t) => new FamilyRun(ctx, t));
@@ -681,6 +760,7 @@ export async function maintain(roots: string[], opts: MaintainOptions = {}): Pro
     } finally {
       progress.done();
       report.chains = runs.map((r) => r.finish());
+      report.warnings.push(...staleWarnings(report.chains, opts.relink ?? false));
     }
     // Interrupted between two families: nothing threw, but the run did not finish.
     if (!interrupted && opts.signal?.aborted) interrupted = new VhdToolError('INTERRUPTED', 'interrupted');

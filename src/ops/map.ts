@@ -11,12 +11,11 @@
  */
 import * as path from 'node:path';
 import { openChain } from '../chain/openChain.js';
-import { ChainReader } from '../chain/reader.js';
-import { chainSource } from '../chain/guestSource.js';
 import { layerHoldings } from '../chain/holdings.js';
 import type { Chain } from '../chain/chain.js';
 import { nodeFileSystem, type FileSystem } from '../io/fsys.js';
-import { readGuestLayout, type PartitionView } from '../guest/layout.js';
+import type { PartitionView } from '../guest/layout.js';
+import { layoutOf } from './guestLayout.js';
 import { inPartition } from '../guest/errors.js';
 import { RangeSet } from '../guest/ranges.js';
 import type { Anomaly, FsKind, GuestFile, VolumeScan } from '../guest/volume.js';
@@ -112,8 +111,7 @@ export async function analyzeMap(disk: string, opts: MapOptions = {}): Promise<M
   try {
     const holdings = chain.layersLeafFirst.map((l) => layerHoldings(l));
     const leaf = holdings[0].sectors;
-    const src = chainSource(new ChainReader(chain));
-    const layout = await readGuestLayout(src);
+    const layout = await layoutOf(chain, disk);
     const progress = opts.progress ?? noopProgress;
     const partitions: MapPartition[] = [];
     const classes = emptyClasses();

@@ -144,7 +144,7 @@ export async function rebase(disk: string, onto: string, opts: RebaseOptions = {
 
     const plan = outputPlan(leaf, npLeaf, blockSize, target, inPlace);
     const mode = inPlace ? (await fs.stat(disk)).mode & 0o7777 : 0o644;
-    const run = await execute(ctx, src, np, plan, target, { dryRun: opts.dryRun ?? false, replace: inPlace || (opts.force ?? false), mode });
+    const run = await execute(ctx, src, np, plan, target, { dryRun: opts.dryRun ?? false, replace: inPlace || (opts.force ?? false), mode, keepTimes: inPlace });
     const oldParent = src.layersLeafFirst[1];
     return result(run.stats, {
       path: disk,
@@ -200,7 +200,7 @@ function outputPlan(leaf: Layer, npLeaf: Layer, blockSize: number, target: strin
  * bitmap invariant of DISK's layers is checked alongside.
  */
 async function execute(ctx: Resolved, src: Chain, np: Chain, plan: OutputPlan, target: string,
-  o: { dryRun: boolean; replace: boolean; mode: number }): Promise<{ stats: RewriteStats; size: number; verified: number }> {
+  o: { dryRun: boolean; replace: boolean; mode: number; keepTimes: boolean }): Promise<{ stats: RewriteStats; size: number; verified: number }> {
   const fs = ctx.fs;
   const size = src.layersLeafFirst[0].meta.virtualSize;
   const blockSize = plan.header!.blockSize;
@@ -217,6 +217,8 @@ async function execute(ctx: Resolved, src: Chain, np: Chain, plan: OutputPlan, t
     const w = await writeRewrite(runCtx, spec, resolver, plan, target, {
       replace: o.replace,
       mode: o.mode,
+      // In place the disk keeps its view and its UUID: its times too, so its own children's parent time stamp stays true.
+      keepTimes: o.keepTimes,
       verifyMore: async (temp) => {
         verified = await proveView(fs, ctx.runner, temp, np, src, size, signal, ctx.progress);
       },
@@ -254,7 +256,7 @@ function result(stats: RewriteStats, r: ResultBase): RebaseResult {
  * (a descendant of DISK: the result would be its own ancestor). Recognised
  * by device and inode, and by UUID (a copy of DISK carries its UUID).
  */
-function refuseCycle(leaf: Layer, np: Chain, onto: string): void {
+export function refuseCycle(leaf: Layer, np: Chain, onto: string): void {
   const uuid = leaf.meta.raw ? NULL_UUID : leaf.meta.footer.uniqueId;
   for (const [i, l] of np.layersLeafFirst.entries()) {
     const sameFile = l.dev === leaf.dev && l.ino === leaf.ino;

@@ -104,11 +104,11 @@ export async function relink(child: string, opts: RelinkOptions = {}): Promise<R
     vhd = await openVhd(fs, child, { mode: 'strict' });
     const childStat = await preflight(fs, child, real, vhd.meta, (opts.dryRun ?? false) || (opts.noLock ?? false));
     const cand = await findCandidate(fs, child, real, vhd.meta, childStat, opts, ctx.signal);
-    chain = await openCandidateChain(fs, cand.path);
+    chain = await openCandidateChain(fs, cand.path, opts.extraCandidates);
     if (ctx.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
     const proof = await prove({
       fs, runner: ctx.runner, progress: ctx.progress, signal: ctx.signal,
-      child: { path: child, meta: vhd.meta, stat: childStat },
+      child: { path: child, meta: vhd.meta, stat: childStat }, childVhd: vhd,
       candidate: { path: cand.path, meta: cand.meta, stat: cand.stat },
       chain, force: opts.force ?? false, ignoreIdMismatch: opts.ignoreIdMismatch ?? false,
     });
@@ -194,10 +194,14 @@ async function findCandidate(fs: FileSystem, child: string, real: string, m: Vhd
   return { path: p, realPath, stat, meta: v.meta, foundBy, search };
 }
 
-/** The candidate's own chain, or why it does not open (the parent-chain check reports it). */
-async function openCandidateChain(fs: FileSystem, p: string): Promise<Chain | VhdToolError> {
+/**
+ * The candidate's own chain, or why it does not open (the parent-chain check
+ * reports it). `extra`: maintain's UUID index, for a candidate whose own
+ * locators are stale too (its relink comes first in a real run).
+ */
+async function openCandidateChain(fs: FileSystem, p: string, extra?: (uuid: Uuid) => string[]): Promise<Chain | VhdToolError> {
   try {
-    return await openChain(fs, p, { mode: 'strict' });
+    return await openChain(fs, p, { mode: 'strict', extraCandidates: extra });
   } catch (e) {
     if (!(e instanceof VhdToolError) || e.code === 'INTERNAL' || e.code === 'INTERRUPTED') throw e;
     return e;

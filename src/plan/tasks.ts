@@ -21,6 +21,8 @@ export interface CompareTask {
   ref: number[] | null;
   /** The unit will be written: zero its dropped sectors in the slot. False in dry runs. */
   write: boolean;
+  /** Also return `zero`: which dropped sectors were zero over zero (to attribute them by partition). */
+  classify?: boolean;
 }
 
 export interface CompareResult {
@@ -32,6 +34,8 @@ export interface CompareResult {
   sameAsParent: number;
   /** Dropped sectors where both source and reference are zero. */
   zeroOverZero: number;
+  /** With `classify`: one bit per unit sector (MSB first), 1 = dropped as zero over zero. */
+  zero?: Uint8Array;
 }
 
 /** Check that sectors whose bitmap bit is 0 hold zeros (spec invariant). */

@@ -20,6 +20,7 @@ import { SECTOR } from '../format/index.js';
 import type { Chain } from '../chain/chain.js';
 import type { ChainResolver, Piece } from '../chain/resolve.js';
 import type { CompareTask } from './tasks.js';
+import type { DropIndex, DropTally } from './dropIndex.js';
 
 export interface RewriteSpec {
   chain: Chain;
@@ -31,6 +32,12 @@ export interface RewriteSpec {
   virtualSize: number;
   /** Largest unit, in sectors (a divisor of the block's sector count). */
   unitSectors: number;
+  /**
+   * compact --free-space: sectors to leave out of the output whatever they
+   * hold (free clusters, opted-in files). They are removed from the source
+   * runs: neither compared nor kept.
+   */
+  drops?: DropIndex;
   /**
    * Also visit blocks where only the reference holds data (rebase: where the
    * source reads zeros over the new parent's data, the output must store
@@ -64,6 +71,8 @@ export interface UnitPlan {
   task: CompareTask | null;
   /** Runs [first, count] (unit-relative) of sectors whose data comes from a source layer (not zeros). */
   dataRuns: number[];
+  /** Source sectors the drop plan removed from this unit. */
+  planned: number;
 }
 
 export interface PlanCounters {
@@ -71,6 +80,8 @@ export interface PlanCounters {
   blocksVisited: number;
   /** Visited blocks where no source sector exists at all (allocated, empty bitmap). */
   emptyBlocks: number;
+  /** With a drop plan: the sectors it removed, by reason and partition. */
+  tally?: DropTally;
   /** Source sectors left out because the reference reads them from the same file and offset (`skipShared`). */
   sharedSectors?: number;
 }
@@ -162,6 +173,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
   const spb = spec.blockSize / SECTOR;
   const totalSectors = spec.virtualSize / SECTOR;
   const unit = Math.min(spec.unitSectors, spb);
+  spec.drops?.reset();
   const fileId = layers.map((l) => `${l.dev}:${l.ino}`);
   for (const block of visitedBlocks(spec)) {
     counters.blocksVisited++;
@@ -172,8 +184,10 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
       const n = Math.min(unit, blockEnd - s);
       const pieces = resolver.resolveRange(0, s, n, k);
       let srcPieces = pieces.filter((p) => p.layer !== -2);
+      let planned = 0;
       let task: CompareTask | null = null;
       if (srcPieces.length > 0) anySource = true;
+      if (spec.drops && counters.tally && srcPieces.length > 0) ({ pieces: srcPieces, removed: planned } = spec.drops.cut(srcPieces, counters.tally));
       let refPieces: Piece[] = [];
       if (srcPieces.length > 0 && k < layers.length) {
         if (spec.skipShared) {
@@ -194,7 +208,7 @@ export async function* planUnits(spec: RewriteSpec, resolver: ChainResolver, cou
       }
       yield {
         block, firstSector: s, offsetInBlock: s - blockStart, sectors: n,
-        lastInBlock: s + unit >= blockEnd, task, dataRuns,
+        lastInBlock: s + unit >= blockEnd, task, dataRuns, planned,
       };
     }
     if (!anySource) counters.emptyBlocks++;

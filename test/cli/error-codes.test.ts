@@ -20,6 +20,8 @@ import { writeSynthLayer } from '../../src/synth/build.js';
 import { tempDir } from '../helpers/tmp.js';
 import { runCli, hasStackTrace, type CliRun } from '../helpers/cliRun.js';
 import { patchFooter, patchHeader } from '../helpers/patch.js';
+import { HAVE_MKFS_FAT, HAVE_MTOOLS } from '../helpers/guest.js';
+import { childOf, diskOf, fatScene } from '../helpers/relinkScenes.js';
 
 const KiB = 1024;
 const tested = new Set<ErrorCode>();
@@ -226,6 +228,22 @@ describe('every error code, through the real code path', () => {
     tested.add('VERIFY_FAILED');
   });
 
+  it('BAD_FILESYSTEM (9): diff, where a sector the child changed holds a file system a reader claims and cannot read', async () => {
+    const dir = tempDir();
+    // An ext superblock that claims more blocks than the disk has: the ext reader claims the volume and refuses it.
+    const sb = new Uint8Array(1024);
+    const dv = new DataView(sb.buffer);
+    dv.setUint32(0, 64, true);
+    dv.setUint32(4, 100_000, true);
+    dv.setUint16(0x38, 0xef53, true);
+    const [, child] = await writeSynthChain(nodeFileSystem, dir, [
+      { type: 'dynamic', virtualSize: 512 * KiB, blockSize: 64 * KiB, writes: [], parentTimestamp: 1 },
+      { type: 'differencing', virtualSize: 512 * KiB, blockSize: 64 * KiB, writes: [{ sector: 2, data: sb }], parentTimestamp: 1 },
+    ]);
+    const r = await runCli(['diff', '--threads', '0', '--no-progress', child.path]);
+    expectExit(r, 'BAD_FILESYSTEM', new RegExp(`^vhdtool: ${child.path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: partition 1 \\(ext\\): ext superblock: `));
+  });
+
   it('INTERRUPTED (130): compact with an aborted signal, library and CLI', async () => {
     const { dir, child } = await chain();
     const out = path.join(dir, 'out.vhd');
@@ -262,7 +280,19 @@ describe('every error code, through the real code path', () => {
     tested.add('INTERNAL');
   });
 
+  it.skipIf(!HAVE_MKFS_FAT || !HAVE_MTOOLS)('BAD_FILESYSTEM (9): relink to a disk with the parent\'s UUID whose FAT gives the child\'s clusters to another file', async () => {
+    const scene = fatScene(tempDir());
+    const t = new Date(Date.now() - 3_600_000);
+    const base = await diskOf(scene.template, path.join(scene.dir, 'base.vhd'), t);
+    const child = await childOf(scene, base, path.join(scene.dir, 'child.vhd'));
+    const other = await diskOf(scene.other, path.join(scene.dir, 'other.vhd'), t, base.uniqueId);
+    const r = await runCli(['relink', child, '--parent', other.path, '--force']);
+    expectExit(r, 'BAD_FILESYSTEM', /^vhdtool: .*child\.vhd: relink refused by the guest-filesystems check: partition 1 \(fat16, .*double-owned/);
+  });
+
   it('covers every code in ErrorCodes (a new code without a test fails here)', () => {
-    expect([...tested].sort()).toEqual(Object.keys(ErrorCodes).sort());
+    // BAD_FILESYSTEM's case needs mkfs.fat and mtools (installed by .ci/run).
+    const all = Object.keys(ErrorCodes).filter((c) => c !== 'BAD_FILESYSTEM' || (HAVE_MKFS_FAT && HAVE_MTOOLS));
+    expect([...tested].sort()).toEqual(all.sort());
   });
 });

@@ -8,7 +8,7 @@ import { runCli } from '../helpers/cliRun.js';
 
 const io = { out: () => undefined, err: () => undefined, tty: false, signal: new AbortController().signal };
 const names = async (...args: string[]) => (await buildProgram(io, () => undefined, ['node', 'vhdtool', ...args])).commands.map((c) => c.name());
-const ALL = ['info', 'check', 'compact', 'merge', 'convert', 'rebase', 'compare', 'cat', 'maintain', 'create', 'relink', 'map'];
+const ALL = ['info', 'check', 'compact', 'merge', 'convert', 'rebase', 'compare', 'cat', 'maintain', 'create', 'relink', 'map', 'diff'];
 
 describe('commands are registered as needed', () => {
   it('a command line naming a command registers that command alone (merge and convert share a module)', async () => {

@@ -63,7 +63,7 @@ describe.skipIf(!HAVE_MKNTFS)('hostile NTFS volumes', () => {
     const r = spawnSync('ntfsinfo', ['-m', damaged], { encoding: 'utf8' });
     expect(r.stderr).toMatch(/\$MFTMirr does not match \$MFT \(record 2\)/);
     const { scan } = await scanImage(new Uint8Array(b));
-    expect(scan.anomalies).toEqual([{ kind: 'mirror-mismatch', message: '$MFTMirr does not match $MFT for record 2' }]);
+    expect(scan.anomalies).toEqual([{ kind: 'mirror-mismatch', message: '$MFTMirr does not match $MFT for record 2', count: 1 }]);
   });
 
   it('a user record with a bad fixup is a torn-record anomaly, and is not trusted', async () => {

@@ -96,6 +96,8 @@ describe('relink', () => {
     expect(r.proof.verdict).toBe('proven');
     expect(r.proof.checks.map((c) => [c.name, c.status])).toEqual([
       ['parent-uuid', 'passed'], ['virtual-size', 'passed'], ['parent-time', 'passed'], ['parent-chain', 'passed'],
+      // The synthetic disks hold no partition table or file system.
+      ['guest-filesystems', 'not-applicable'],
     ]);
     expect(r.parent.foundBy).toMatch(/only disk with UUID/);
     expect(r.after.locators.map((l) => [l.platform, l.path])).toEqual([['W2ku', newBase], ['W2ru', '..\\archive\\golden-2024\\base.vhd']]);

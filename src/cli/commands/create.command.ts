@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { Option } from 'commander';
 import type { CreateResult } from '../../ops/create.js';
 import { fmtBytes, json, parseBlockSize, parseSize, parseThreads, progressFor, type CliIO } from '../context.js';
+import { displaySafe } from '../../errors.js';
 
 export function registerCreate(program: Command, io: CliIO, done: (code: number) => void): void {
   program
@@ -43,5 +44,5 @@ Examples:
 function renderCreate(io: CliIO, r: CreateResult): void {
   const what = r.type === 'differencing' ? `a differencing disk over ${r.parent!.path} (${r.parent!.uuid})` : `a ${r.type} disk`;
   io.out(`${r.path}: created ${what}, ${r.virtualSize} bytes (${fmtBytes(r.virtualSize)}) virtual, UUID ${r.uuid}${r.replaced ? ' (replaced the old file)' : ''}`);
-  for (const l of r.locators) io.out(`${r.path}: ${l.platform} locator ${JSON.stringify(l.path)} (${l.dataSpace} bytes reserved)`);
+  for (const l of r.locators) io.out(`${r.path}: ${l.platform} locator ${displaySafe(l.path)} (${l.dataSpace} bytes reserved)`);
 }

@@ -21,6 +21,11 @@ The proof, each check reported before anything is written:
   virtual-size  the candidate is as large as the child (a larger child: --force)
   parent-time   the candidate file was not modified after the link was made (--force accepts it)
   parent-chain  the candidate's chain is complete and every layer passes \`vhdtool check\`
+  guest-filesystems  the guest's file systems (FAT, ext, NTFS) read through the new chain
+                add nothing the candidate alone lacks: no cluster owned twice, no file in
+                free clusters, no unreachable record, no directory entry naming a record
+                or inode not in use, no torn record at the child/parent seam (no
+                override; a volume not shut down cleanly: --force)
 VHD records no content link to the parent: see "limits" in the output.
 
 The header and locator sectors are rewritten in place under an undo journal
@@ -31,7 +36,8 @@ Exit status: 0 relinked (or would be, with --dry-run; a dry run that a real
 run would refuse exits with that refusal's status); 5 parent not found, UUID
 or size mismatch, ambiguous copies, the candidate's own chain broken; 6
 refused (a later parent without --force, saved state, locked or in use); 4 a
-layer of the candidate's chain fails check.
+layer of the candidate's chain fails check; 9 the guest's file systems through
+the new chain are inconsistent (a wrong or modified parent).
 
 Examples:
   vhdtool relink user1.vhd --search /srv/golden --dry-run

@@ -50,7 +50,7 @@ export class AnomalyLog {
     for (const [kind, k] of this.kinds) {
       const more = k.count > k.messages.length ? `; and ${k.count - k.messages.length} more` : '';
       const message = k.count === 1 ? k.messages[0] : `${k.count} cases: ${k.messages.join('; ')}${more}`;
-      const a: Anomaly = { kind, message };
+      const a: Anomaly = { kind, message, count: k.count };
       if (k.ranges) a.ranges = k.ranges.build();
       out.push(a);
     }

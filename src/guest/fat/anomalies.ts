@@ -40,7 +40,7 @@ export class AnomalyLog {
     const out: Anomaly[] = [];
     for (const [kind, g] of this.groups) {
       const more = g.count > g.examples.length ? ` (and ${g.count - g.examples.length} more)` : '';
-      const a: Anomaly = { kind, message: `${g.examples.join('; ')}${more}` };
+      const a: Anomaly = { kind, message: `${g.examples.join('; ')}${more}`, count: g.count };
       if (g.ranges) a.ranges = g.ranges.build();
       out.push(a);
     }

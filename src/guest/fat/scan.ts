@@ -11,6 +11,7 @@
  *   free      clusters the FAT marks free that no chain reaches
  */
 import { VhdToolError } from '../../errors.js';
+import { plural } from '../../plural.js';
 import { Ownership } from '../ownership.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import { readChecked, type ByteSource } from '../source.js';
@@ -344,7 +345,7 @@ export class FatScanner {
     if (!lost.isEmpty) {
       this.log.push({
         kind: 'unowned-allocated',
-        message: `${lost.bytes} bytes in ${lostRuns} runs of clusters are allocated in the FAT but reached from no directory entry (lost chains; first at byte ${lost.first})`,
+        message: `${lost.bytes} bytes in ${plural(lostRuns, 'run')} of clusters are allocated in the FAT but reached from no directory entry (lost chains; first at byte ${lost.first})`,
         ranges: lost,
       });
     }

@@ -3,7 +3,7 @@
  * built, every file and stream reported once (record order), every claimed
  * range filed as metadata or file data, and the ownership cross-check.
  */
-import { GuestError } from '../errors.js';
+import { checkAborted } from '../errors.js';
 import { Ownership } from '../ownership.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import type { ScanOptions, VolumeScan } from '../volume.js';
@@ -80,7 +80,7 @@ export class Assembly {
     const order = runs.order();
     let j = 0;
     for (let r = 0; r < t.count; r++) {
-      if (this.opts.signal?.aborted) throw this.opts.signal.reason instanceof Error ? this.opts.signal.reason : new GuestError('scan aborted');
+      checkAborted(this.opts.signal);
       while (j < order.length && runs.owner[order[j]] < r) j++; // runs of dead owners are skipped
       const startRuns = j;
       while (j < order.length && runs.owner[order[j]] === r) j++;

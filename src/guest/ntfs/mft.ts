@@ -3,7 +3,7 @@
  * (the $MFT may be fragmented, and its own extents may be described through
  * its attribute list), and the records read in large windows for one pass.
  */
-import { GuestError } from '../errors.js';
+import { GuestError, checkAborted } from '../errors.js';
 import { readChecked, readCheckedInto, type ByteSource } from '../source.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import { findRun } from './content.js';
@@ -101,7 +101,7 @@ export class MftMap {
       next = first + per < this.records ? load(first + per, buffers[k]) : null;
       if (signal?.aborted) {
         await next?.catch(() => undefined);
-        throw signal.reason instanceof Error ? signal.reason : new GuestError('scan aborted');
+        checkAborted(signal);
       }
       visit(buf, first, buf.length / this.recordSize);
     }

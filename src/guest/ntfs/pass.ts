@@ -31,7 +31,7 @@ export class AnomalyLog {
     for (const [kind, k] of this.kinds) {
       const more = k.count > k.first.length ? ` (and ${k.count - k.first.length} more)` : '';
       const ranges = k.ranges.build();
-      out.push({ kind, message: `${k.first.join('; ')}${more}`, ...(ranges.isEmpty ? {} : { ranges }) });
+      out.push({ kind, message: `${k.first.join('; ')}${more}`, count: k.count, ...(ranges.isEmpty ? {} : { ranges }) });
     }
     return out;
   }

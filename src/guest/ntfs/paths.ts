@@ -27,7 +27,7 @@ export interface PathTables {
   names: Array<string | undefined>;
 }
 
-const UNKNOWN = 0;
+// 0: not visited yet (the table starts zeroed).
 const BUSY = 1;
 const DONE = 2;
 

@@ -19,6 +19,7 @@ import { MftPass } from './pass.js';
 import { Assembly, STREAMS } from './assemble.js';
 import { HIBERFILE_HEADER, hiberfileProblem, logfileProblem, VOLUME_IS_DIRTY } from './state.js';
 import { applyFixups, readHeader } from './record.js';
+import { checkIndexes } from './indexes.js';
 
 const MFTMIRR = 1;
 const LOGFILE = 2;
@@ -135,6 +136,10 @@ export class NtfsVolume implements Volume {
     await this.map.forEachWindow(this.src, (buf, first, count) => pass.visitWindow(buf, first, count), opts.signal);
     if (mirror.length) pass.anomalies.add('mirror-mismatch', `$MFTMirr does not match $MFT for record${mirror.length > 1 ? 's' : ''} ${mirror.join(', ')}`);
     const result = new Assembly(this, pass, free, opts).run();
+    if (opts.indexes) {
+      const v = { src: this.src, clusterSize: this.clusterSize, load: (n: number) => this.load(n), recordRanges: (n: number) => this.recordRanges(n) };
+      result.scan.anomalies.push(...await checkIndexes(v, pass.records, opts.signal));
+    }
     const hib = result.hiberfil >= 0 ? await this.hiberfil(result.hiberfil) : null;
     if (hib) reasons.unshift(['hibernated', hib]);
     return { ...result.scan, state: stateOf(reasons) };

@@ -10,22 +10,24 @@
  * VHD records no content link between a child and its parent: only the
  * parent's UUID and a time stamp (its file's modification time when the link
  * was made). The checks prove what those fields can prove, and the report's
- * `limits` say what they cannot. More checks (the guest's file systems seen
- * through the new chain) slot in as further entries of PROOF_STEPS.
+ * `limits` say what they cannot. The last check reads the guest's file
+ * systems through the chain the relink would make (relink/fsProof.ts): the
+ * one content evidence a VHD chain offers.
  */
 import { type ErrorCode, type VhdToolError } from '../../errors.js';
 import { dateToVhdTime, vhdTimeToIso } from '../../format/index.js';
 import type { FileStat, FileSystem } from '../../io/fsys.js';
 import type { Chain } from '../../chain/chain.js';
-import type { VhdMeta } from '../../vhd/image.js';
+import type { Vhd, VhdMeta } from '../../vhd/image.js';
 import type { TaskRunner } from '../../parallel/pool.js';
 import type { ProgressSink } from '../../progress.js';
 import { checkChain, firstFailure } from '../chainCheck.js';
+import { checkGuestFileSystems, type FileSystemsCheck } from './fsProof.js';
 
 export type CheckStatus = 'passed' | 'failed' | 'warning' | 'not-applicable';
 
 export interface ProofCheck {
-  /** Stable name: parent-uuid, virtual-size, parent-time, parent-chain. */
+  /** Stable name: parent-uuid, virtual-size, parent-time, parent-chain, guest-filesystems. */
   name: string;
   /** What the check proves when it passes. */
   proves: string;
@@ -40,6 +42,8 @@ export interface ProofCheck {
   refuses: boolean;
   /** Error code (and so exit status) when it refuses; null otherwise. */
   code: ErrorCode | null;
+  /** guest-filesystems: what was checked, partition by partition. */
+  fileSystems?: FileSystemsCheck;
 }
 
 export interface Proof {
@@ -62,6 +66,8 @@ export interface ProofContext {
   progress?: ProgressSink;
   signal?: AbortSignal;
   child: ProofSubject;
+  /** The child, already open (else the steps that read it open it themselves). */
+  childVhd?: Vhd;
   candidate: ProofSubject;
   /** The candidate's chain (candidate first), or why it could not be opened. */
   chain: Chain | VhdToolError;
@@ -69,8 +75,11 @@ export interface ProofContext {
   ignoreIdMismatch: boolean;
 }
 
-/** What a step decides; prove() adds whether it refuses. */
-export type StepResult = Pick<ProofCheck, 'name' | 'proves' | 'status' | 'evidence' | 'override' | 'code'>;
+/**
+ * What a step decides; prove() adds whether it refuses. `limits`: what this
+ * run of the step could not establish (added to the proof's limits).
+ */
+export type StepResult = Pick<ProofCheck, 'name' | 'proves' | 'status' | 'evidence' | 'override' | 'code' | 'fileSystems'> & { limits?: string[] };
 export type ProofStep = (ctx: ProofContext) => Promise<StepResult>;
 
 /** Seconds by which a parent's mtime may pass the recorded stamp (FAT and SMB keep 2-second times). */
@@ -133,13 +142,13 @@ export const checkParentChain: ProofStep = async ({ fs, runner, progress, signal
 };
 
 /** The checks, in order. */
-export const PROOF_STEPS: readonly ProofStep[] = [checkParentUuid, checkVirtualSize, checkParentTime, checkParentChain];
+export const PROOF_STEPS: readonly ProofStep[] = [checkParentUuid, checkVirtualSize, checkParentTime, checkParentChain, checkGuestFileSystems];
 
 /** What no check here can establish. */
 export const PROOF_LIMITS: readonly string[] = [
   'VHD records no content link between a child and its parent, only the parent\'s UUID and a time stamp: a candidate that passes can still hold other data than the parent the child was made on (edited by a tool that kept its UUID and file time, or restored from an older backup)',
-  'the time stamp is the parent file\'s modification time: copying without keeping file times, or rewriting the parent (compact does), moves it later, and a writer can set it back',
-  'the guest\'s file systems seen through the new chain are not examined by this version',
+  'the time stamp is the parent file\'s modification time: copying without keeping file times moves it later (vhdtool\'s own in-place rewrites keep it), and a writer can set it back',
+  'the guest-filesystems check proves consistency, not identity: a candidate that differs from the true parent only in file contents, in free space, or in sectors the child itself holds gives a consistent composed view, and passes',
 ];
 
 function refuses(r: StepResult, ctx: ProofContext): { refuses: boolean; overridden: boolean } {
@@ -152,16 +161,19 @@ function refuses(r: StepResult, ctx: ProofContext): { refuses: boolean; overridd
 /** Runs every step (each one is reported, whatever the others found) and decides. */
 export async function prove(ctx: ProofContext, steps: readonly ProofStep[] = PROOF_STEPS): Promise<Proof> {
   const checks: ProofCheck[] = [];
+  const limits = [...PROOF_LIMITS];
   for (const step of steps) {
     const r = await step(ctx);
     const d = refuses(r, ctx);
     checks.push({
       name: r.name, status: r.status, evidence: r.evidence, proves: r.proves,
       override: r.override, overridden: d.overridden, refuses: d.refuses, code: d.refuses ? r.code : null,
+      ...(r.fileSystems ? { fileSystems: r.fileSystems } : {}),
     });
+    if (r.limits) limits.push(...r.limits);
   }
   const verdict = checks.some((c) => c.refuses) ? 'refused' : checks.some((c) => c.overridden) ? 'accepted' : 'proven';
-  return { checks, verdict, limits: [...PROOF_LIMITS] };
+  return { checks, verdict, limits };
 }
 
 /** The check that decides the refusal: the first that refuses. */
