@@ -39,6 +39,27 @@ describe('RangeSet', () => {
     }), { numRuns: RUNS });
   });
 
+  it('a few ranges intersected with hundreds (the long skips of the galloping merge) agree with the model, both ways round', () => {
+    // Hundreds of short ranges with short gaps, spread over [0, ~1600); a few wide ranges anywhere in it.
+    const arbMany = fc.array(fc.tuple(fc.integer({ min: 1, max: 4 }), fc.integer({ min: 1, max: 4 })), { minLength: 50, maxLength: 200 })
+      .map((gl) => { let at = 0; return gl.map(([g, l]) => { at += g; const r: [number, number] = [at, at + l]; at += l; return r; }); });
+    const arbFew = fc.array(fc.tuple(fc.integer({ min: 0, max: 1600 }), fc.integer({ min: 0, max: 60 })).map(([s, l]) => [s, s + l] as [number, number]), { maxLength: 4 });
+    const big = (pairs: Array<[number, number]>) => {
+      const m = new Array<boolean>(1700).fill(false);
+      for (const [s, e] of pairs) for (let i = s; i < e; i++) m[i] = true;
+      return m;
+    };
+    fc.assert(fc.property(arbMany, arbFew, (p, q) => {
+      const a = RangeSet.from(p);
+      const b = RangeSet.from(q);
+      const want = big(p).map((x, i) => x && big(q)[i]);
+      expect(big(a.intersect(b).toArray())).toEqual(want);
+      expect(big(b.intersect(a).toArray())).toEqual(want);
+      expect(a.intersectBytes(b)).toBe(want.filter(Boolean).length);
+      expect(b.intersectBytes(a)).toBe(want.filter(Boolean).length);
+    }), { numRuns: RUNS });
+  });
+
   it('has, overlaps and covers answer as the model does for every range', () => {
     fc.assert(fc.property(arbPairs, fc.integer({ min: 0, max: U }), fc.integer({ min: 0, max: 30 }), (p, s, l) => {
       const a = RangeSet.from(p);

@@ -56,7 +56,7 @@ interface Layer {
   blocks: number;
 }
 
-async function openLayer(file: string, kind: 'dynamic' | 'differencing', virtualSize: number, blockSize: number,
+export async function openLayer(file: string, kind: 'dynamic' | 'differencing', virtualSize: number, blockSize: number,
   order: number[], parent: { file: string; uniqueId: Uuid } | null): Promise<Layer> {
   const fh = await nodeFileSystem.createExclusive(file);
   const footer = newFooter({ type: kind, virtualSize });
@@ -71,13 +71,13 @@ async function openLayer(file: string, kind: 'dynamic' | 'differencing', virtual
   return { file, fh, w, uniqueId: footer.uniqueId, offsets, bitmap: new Uint8Array(bitmapBytes(blockSize)), blocks: order.length };
 }
 
-async function putBlock(l: Layer, block: number, bitmap: Uint8Array, data: Uint8Array): Promise<void> {
+export async function putBlock(l: Layer, block: number, bitmap: Uint8Array, data: Uint8Array): Promise<void> {
   const off = l.offsets.get(block);
   if (off === undefined) throw new Error(`bench-gen: block ${block} has no reserved slot in ${l.file}`);
   await l.fh.writev([bitmap, data], off);
 }
 
-async function closeLayer(l: Layer, parentMtime?: number): Promise<void> {
+export async function closeLayer(l: Layer, parentMtime?: number): Promise<void> {
   // The child's parent time stamp is the parent's modification time, as Hyper-V records it.
   if (parentMtime !== undefined) l.w.spec.header.parentTimestamp = dateToVhdTime(new Date(parentMtime));
   await l.w.finish();

@@ -30,6 +30,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ensureChain, ensureScaleChain, ensureTree, ensureUpdatedParent, GEN_VERSION, MAIN_CHAIN, SMALL_CHAIN, type ChainMeta, type UpdatedParentMeta } from './bench-gen.js';
+import { ensureBigPair, ensurePeerCopy, ensureSmallDisk, PAIRS_GEN_VERSION, qemuConvertArgs, vpcOpts, type PeerMeta, type SmallMeta } from './bench-gen-pairs.js';
+import { ensureMapChain, MAP_GEN_VERSION, mapUnavailable, type MapMeta } from './bench-gen-map.js';
 import { ensureFreeSpaceChain, FREESPACE_GEN } from './bench-freespace-gen.js';
 import { detectRusage, median, runTimed, sleep, waitQuiet, type RusageMode, type Sample } from './bench-measure.js';
 import { DIFF_GEN_VERSION, DIFF_SPEC, SMALL_DIFF_SPEC, ensureDiffVolumes } from './bench-diff-gen.js';
@@ -48,7 +50,8 @@ const RSS_LIMIT_MIB = 256;
 const USAGE = `usage: node dist/scripts/bench.js [options]
   --quick            1 run of each operation (smoke test)
   --runs N           runs of each operation (default 5; at least 3 for figures worth quoting)
-  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,info,scale,maintain,freespace,relink,diff
+  --only LIST        comma-separated: cat,dd,qemu,compact,merge,rebase,compare,startup,info,big,map,scale,maintain,
+                     freespace,relink,diff
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
@@ -97,7 +100,7 @@ function parseArgs(argv: string[]): Options {
       default: usage(`unknown option ${a}`);
     }
   }
-  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info', 'scale', 'maintain', 'freespace', 'relink', 'diff'];
+  const groups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'startup', 'info', 'big', 'map', 'scale', 'maintain', 'freespace', 'relink', 'diff'];
   for (const g of o.only ?? []) if (!groups.includes(g)) usage(`--only: unknown "${g}"`);
   return o;
 }
@@ -141,8 +144,13 @@ interface Composite {
 interface RatioSpec {
   op: string;
   baseline: string;
+  /** Ratio bar; or, with `deltaMs`, none. */
   target: number;
   goal?: number;
+  /** The bar is a difference, not a ratio: op time - baseline time <= deltaMs per run (median). */
+  deltaMs?: number;
+  /** A second ratio for an op: shown as a row of its own, with this id and label. */
+  row?: { id: string; label: string };
 }
 
 const sh = (script: string, ...args: string[]) => ['/bin/sh', '-c', script, 'sh', ...args];
@@ -164,7 +172,7 @@ function compareBytesOf(m: ChainMeta): number {
   return m.parentDataBytes + m.childDataBytes + m.flatDataBytes;
 }
 
-function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, threadsDefault: number, o: Options): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[]; speedups: { t1: string; tn: string; goal?: number; label: string }[] } {
+function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, peer: PeerMeta | null, small: SmallMeta | null, threadsDefault: number, o: Options): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[]; speedups: { t1: string; tn: string; goal?: number; label: string }[] } {
   const dir = path.dirname(m.child);
   const out = (n: string) => path.join(dir, `out-${n}.vhd`);
   const catAllBytes = m.parentFileBytes + m.childFileBytes + m.flatFileBytes;
@@ -217,11 +225,15 @@ function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, threadsDefault: num
       output: out('compact'), bytes: m.childDataBytes, bytesNote: 'child data', verify: compactCheck,
     });
   }
+  // merge's peer: qemu cannot follow a VHD parent, so it writes the merged content from flat.vhd.
   add({
-    id: 'qemu-parent', group: 'qemu', label: '`qemu-img convert -O vpc` of parent.vhd + `sync OUT`',
-    argv: sh('qemu-img convert -f vpc -O vpc -o subformat=dynamic "$1" "$2" && sync "$2"', m.parent, out('qemu')),
-    output: out('qemu'), bytes: m.parentDataBytes, bytesNote: 'parent data',
+    id: 'qemu-flat', group: 'qemu', label: '`qemu-img convert -O vpc` of flat.vhd (the merged content) + `sync OUT`',
+    argv: sh('out="$1"; shift; qemu-img "$@" && sync "$out"', out('qemu'), ...qemuConvertArgs(m.flat, out('qemu'))),
+    output: out('qemu'), bytes: m.flatDataBytes, bytesNote: 'flat data',
   });
+  // merge's floor: read both inputs, write the merged disk's bytes (flat.vhd's) with fsync.
+  add({ id: 'cat-pc', group: 'cat', label: '`cat` parent + child', argv: sh('cat "$1" "$2" > /dev/null', m.parent, m.child), bytes: m.parentFileBytes + m.childFileBytes, bytesNote: 'parent + child files' });
+  add({ id: 'dd-flat', group: 'dd', label: '`dd conv=fsync` of flat.vhd', argv: sh('dd if="$1" of="$2" bs=4M conv=fsync status=none', m.flat, out('ddflat')), output: out('ddflat'), bytes: m.flatFileBytes, bytesNote: 'flat file' });
   for (const t of [1, 0]) {
     const th = t ? ['--threads', String(t)] : [];
     add({
@@ -268,19 +280,40 @@ function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, threadsDefault: num
       bytes: compareBytes, bytesNote: 'both chains\' data',
     });
   }
-  add({ id: 'node-start', group: 'compare', label: '`node -e 0` (Node\'s start-up alone, same environment as vhdtool)', argv: [process.execPath, '-e', '0'], env: nodeEnv(o), bytes: null, bytesNote: '' });
-  add({ id: 'info', group: 'info', vhdtool: true, label: 'vhdtool info child', argv: node('info', m.child), bytes: null, bytesNote: '' });
+  if (peer) {
+    // Two standalone disks of the same content, one written by vhdtool's generator, one by qemu-img.
+    add({
+      id: 'qemu-cmp', group: 'compare', label: '`qemu-img compare` flat.vhd flat-qemu.vhd (one thread)',
+      argv: ['qemu-img', 'compare', '--image-opts', vpcOpts(m.flat), vpcOpts(peer.flatQemu)],
+      bytes: m.flatDataBytes, bytesNote: 'flat data',
+    });
+    add({
+      id: 'compare-std', group: 'compare', vhdtool: true, label: `vhdtool compare flat.vhd flat-qemu.vhd (default: ${threadsDefault} threads)`,
+      argv: node('compare', m.flat, peer.flatQemu, '--no-progress', '--json'), bytes: m.flatDataBytes, bytesNote: 'flat data',
+    });
+  }
+  add({ id: 'node-start', group: 'startup', label: '`node -e 0` (Node\'s start-up alone, same environment as vhdtool)', argv: [process.execPath, '-e', '0'], env: nodeEnv(o), bytes: null, bytesNote: '' });
+  add({ id: 'version', group: 'startup', vhdtool: true, label: 'vhdtool --version', argv: node('--version'), bytes: null, bytesNote: '' });
+  if (small) add({ id: 'info-small', group: 'startup', vhdtool: true, label: 'vhdtool info, a small chain (2 disks of 64 MiB)', argv: node('info', small.child), bytes: null, bytesNote: '' });
+  add({ id: 'info', group: 'info', vhdtool: true, label: 'vhdtool info child (the benchmark chain)', argv: node('info', m.child), bytes: null, bytesNote: '' });
 
-  const composites: Composite[] = [{ id: 'compact-base', label: 'compact baseline: `cat parent` + `dd` child (sum per run)', parts: ['cat-parent', 'dd-child'] }];
+  const composites: Composite[] = [
+    { id: 'compact-base', label: 'compact floor: `cat parent` + `dd conv=fsync` child (sum per run)', parts: ['cat-parent', 'dd-child'] },
+    { id: 'merge-floor', label: 'merge floor: `cat` parent + child, `dd conv=fsync` of flat.vhd (sum per run)', parts: ['cat-pc', 'dd-flat'] },
+  ];
   const ratios: RatioSpec[] = [
-    { op: 'compact-t1', baseline: 'compact-base', target: 1.0, goal: 0.7 },
-    { op: 'compact-tn', baseline: 'compact-base', target: 1.0, goal: 0.7 },
-    { op: 'merge-t1', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
-    { op: 'merge-tn', baseline: 'qemu-parent', target: 1.0, goal: 0.7 },
+    { op: 'compact-t1', baseline: 'compact-base', target: 0.8 },
+    { op: 'compact-tn', baseline: 'compact-base', target: 0.8 },
+    { op: 'merge-t1', baseline: 'qemu-flat', target: 1.0 },
+    { op: 'merge-tn', baseline: 'qemu-flat', target: 1.0 },
+    { op: 'merge-tn', baseline: 'merge-floor', target: 1.0, row: { id: 'merge-tn-floor', label: `vhdtool merge (default: ${threadsDefault} threads), against its floor` } },
     { op: 'rebase-tn', baseline: 'merge-tn', target: 1.2 },
     { op: 'compare-t1', baseline: 'cat-all', target: 1.0 },
     { op: 'compare-tn', baseline: 'cat-all', target: 1.0 },
     { op: 'compare-tn-env', baseline: 'cat-all', target: 1.0 },
+    { op: 'compare-std', baseline: 'qemu-cmp', target: 0.8 },
+    { op: 'version', baseline: 'node-start', target: 0, deltaMs: 40 },
+    { op: 'info-small', baseline: 'node-start', target: 0, deltaMs: 40 },
   ];
   const speedups = [
     { t1: 'compare-t1', tn: 'compare-tn', label: 'compare (whole command: Node start-up, modules and thread start included)' },
@@ -291,7 +324,7 @@ function mainOps(m: ChainMeta, up: UpdatedParentMeta | null, threadsDefault: num
   let keep = ops;
   if (spawnSync('qemu-img', ['--version'], { stdio: 'ignore' }).status !== 0) {
     log('qemu-img not found (apt-get install qemu-utils): the merge baseline is skipped');
-    keep = keep.filter((op) => op.id !== 'qemu-parent');
+    keep = keep.filter((op) => !['qemu-flat', 'qemu-cmp', 'compare-std'].includes(op.id));
   }
   if (o.only) {
     const need = new Set<string>();
@@ -365,6 +398,9 @@ interface Row {
   baseline?: string;
   ratio?: number;
   ratioRange?: [number, number];
+  /** With a difference bar: median and range of (time - baseline time), ms. */
+  deltaMs?: number;
+  deltaRange?: [number, number];
   target?: string;
   verdict?: string;
   peakRssMiB: number | null;
@@ -389,22 +425,129 @@ function rowOf(id: string, label: string, bytes: number | null, bytesNote: strin
 }
 
 const fmtS = (r: Row) => (r.seconds.length > 1 ? `${r.median.toFixed(3)} (${r.min.toFixed(3)}–${r.max.toFixed(3)})` : r.median.toFixed(3));
+const fmtMs = (ms: number) => `${ms >= 0 ? '+' : ''}${ms.toFixed(0)} ms`;
 const fmtBytes = (b: number | null, note: string) => (b === null ? '–' : `${(b / MiB).toFixed(0)} MiB ${note}`);
 
 function markdownTable(rows: Row[]): string {
-  const head = '| operation | data | median s (min–max) | MB/s | baseline | ratio (min–max) | target | peak RSS MiB | other CPU (cores) |\n|---|---|---|---|---|---|---|---|---|';
+  const head = '| operation | data | median s (min–max) | MB/s | baseline | ratio or difference (min–max) | target | peak RSS MiB | other CPU (cores) |\n|---|---|---|---|---|---|---|---|---|';
   const lines = rows.map((r) => [
     r.label + (r.failed ? ' **FAILED**' : ''),
     fmtBytes(r.bytes, r.bytesNote),
     fmtS(r),
     r.mbps === null ? '–' : r.mbps.toFixed(0),
     r.baseline ?? '–',
-    r.ratio === undefined ? '–' : `${r.ratio.toFixed(2)}×${r.ratioRange && r.seconds.length > 1 ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''}`,
+    r.deltaMs !== undefined ? `${fmtMs(r.deltaMs)}${r.deltaRange && r.seconds.length > 1 ? ` (${fmtMs(r.deltaRange[0])} to ${fmtMs(r.deltaRange[1])})` : ''}`
+      : r.ratio === undefined ? '–' : `${r.ratio.toFixed(2)}×${r.ratioRange && r.seconds.length > 1 ? ` (${r.ratioRange[0].toFixed(2)}–${r.ratioRange[1].toFixed(2)})` : ''}`,
     r.target ? `${r.target}${r.verdict ? `: ${r.verdict}` : ''}` : '–',
     r.peakRssMiB === null ? '–' : `${r.peakRssMiB.toFixed(0)}${r.rssOver ? ` **> ${RSS_LIMIT_MIB}**` : ''}`,
     r.otherCores === null ? '–' : r.otherCores.toFixed(2),
   ].join(' | '));
   return [head, ...lines.map((l) => `| ${l} |`)].join('\n');
+}
+
+/** Samples for the JSON report, outputs cut short. */
+function rawOf(res: Map<string, Result>): Record<string, unknown> {
+  return Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+}
+
+/**
+ * Where a compare of A and B spends its time: the comparing alone, in one
+ * warm process with the threads running (bench-scaling.ts), against the
+ * command's time and its peer's; the rest is what a fresh process adds.
+ */
+function compareSplit(a: string, b: string, cmd: Row | undefined, peer: Row | undefined, threads: number, runs: number): { line: string; json: unknown } {
+  const sc = spawnSync(process.execPath, [path.join(here, 'bench-scaling.js'), a, b, String(threads), String(runs)], { encoding: 'utf8' });
+  try {
+    const j = JSON.parse(sc.stdout) as { t1: number[]; tn: number[]; identical: boolean };
+    const alone = median(j.tn);
+    const total = cmd ? cmd.median : NaN;
+    const p = peer ? peer.median : NaN;
+    return {
+      json: { ...j, aloneSeconds: alone, commandSeconds: total, peerSeconds: p },
+      line: `- \`compare ${path.basename(a)} ${path.basename(b)}\` by phase: comparing alone (one warm process, ${threads} threads) ${alone.toFixed(3)} s = **${(alone / p).toFixed(2)}×** the peer's ${p.toFixed(3)} s; the command took ${total.toFixed(3)} s, so a fresh process adds ${(total - alone).toFixed(3)} s (Node's start-up, loading, the worker thread's start, opening the disks, code not yet optimized)${j.identical ? '' : '; FAIL: not identical'}`,
+    };
+  } catch {
+    return { json: null, line: `- compare by phase: FAIL: bench-scaling exited ${sc.status}: ${(sc.stderr || '').trim().split('\n')[0]}` };
+  }
+}
+
+/** The shell command that reads the $MFT's runs from the leaf's raw image, as ntfsinfo lists them. */
+function mftDd(mm: MapMeta): string {
+  const q = (x: string) => `'${x.replace(/'/g, "'\\''")}'`;
+  return mm.mftRuns.map(([off, len]) => `dd if=${q(mm.leafImage)} of=/dev/null bs=4M iflag=skip_bytes,count_bytes skip=${off} count=${len} status=none`).join(' && ');
+}
+
+function mapOps(mm: MapMeta): { ops: Op[]; composites: Composite[]; ratios: RatioSpec[] } {
+  const check = (files: boolean) => (x: Sample): string => {
+    try {
+      const j = JSON.parse(x.stdout) as { leafBytes: number; partitions: Array<{ fileSystem: string; leafFileBytes: number; files?: Array<{ path: string; leafBytes: number }> }> };
+      const p = j.partitions[0];
+      const ok = j.partitions.length === 1 && p.fileSystem === 'ntfs' && j.leafBytes === mm.childHeldBytes && (!files || (p.files ?? []).length > 1000);
+      return `${ok ? '' : 'FAIL: '}${j.partitions.length} partition (${p?.fileSystem}), leaf ${(j.leafBytes / MiB).toFixed(0)} MiB, file data ${((p?.leafFileBytes ?? 0) / MiB).toFixed(0)} MiB${files ? `, ${(p?.files ?? []).length} files, largest ${p?.files?.[0]?.path}` : ''}`;
+    } catch {
+      return 'FAIL: no JSON result';
+    }
+  };
+  const ops: Op[] = [
+    { id: 'cat-leaf', group: 'map', label: '`cat` child.vhd', argv: sh('cat "$1" > /dev/null', mm.child), bytes: mm.childFileBytes, bytesNote: 'child file', expectCode: 0, vhdtool: false },
+    { id: 'dd-mft', group: 'map', label: '`dd` of the $MFT\'s runs (ntfsinfo -v -i 0)', argv: ['/bin/sh', '-c', mftDd(mm)], bytes: mm.mftBytes, bytesNote: '$MFT', expectCode: 0, vhdtool: false },
+    { id: 'map', group: 'map', label: 'vhdtool map child --json', argv: node('map', mm.child, '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, verify: check(false) },
+    { id: 'map-files', group: 'map', label: 'vhdtool map child --files --json', argv: node('map', mm.child, '--files', '--json', '--no-progress'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, verify: check(true) },
+  ];
+  return {
+    ops,
+    composites: [{ id: 'map-floor', label: 'map floor: `cat` child.vhd + `dd` of the $MFT (sum per run)', parts: ['cat-leaf', 'dd-mft'] }],
+    ratios: [{ op: 'map', baseline: 'map-floor', target: 2.0 }, { op: 'map-files', baseline: 'map-floor', target: 2.0 }],
+  };
+}
+
+/** Rows of a run: one per op, the composites' sums per run, and the ratios (and differences) against baselines. */
+function tabulate(ops: Op[], res: Map<string, Result>, composites: Composite[], ratios: RatioSpec[]): Map<string, Row> {
+  const byId = new Map<string, Row>();
+  for (const op of ops) {
+    const r = res.get(op.id)!;
+    const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores),
+      r.samples.some((x) => x.code !== op.expectCode) || r.notes.some((n) => n.startsWith('FAIL') || n.includes('; FAIL')), r.notes);
+    if (op.vhdtool && row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB) row.rssOver = true;
+    if (op.targetSeconds !== undefined) {
+      row.target = `≤ ${op.targetSeconds} s`;
+      row.verdict = row.median <= op.targetSeconds ? 'met' : 'missed';
+    }
+    byId.set(op.id, row);
+  }
+  for (const c of composites) {
+    if (!c.parts.every((p) => res.has(p))) continue;
+    const per = res.get(c.parts[0])!.samples.map((_, i) => c.parts.reduce((sum, p) => sum + res.get(p)!.samples[i].wall, 0));
+    const rss = c.parts.flatMap((p) => res.get(p)!.samples.map((x) => x.maxRssKiB));
+    const other = res.get(c.parts[0])!.samples.map((_, i) => {
+      const xs = c.parts.map((p) => res.get(p)!.samples[i].otherCores);
+      return xs.every((x) => x !== null) ? median(xs as number[]) : null;
+    });
+    byId.set(c.id, rowOf(c.id, c.label, null, '', per, rss, other, false, []));
+  }
+  // Per-run ratios: a run's command time over the same run's baseline time.
+  for (const rs of ratios) {
+    const op = byId.get(rs.op);
+    const base = byId.get(rs.baseline);
+    if (!op || !base) continue;
+    const row = rs.row ? { ...op, id: rs.row.id, label: rs.row.label, notes: [] } : op;
+    if (rs.row) byId.set(rs.row.id, row);
+    row.baseline = base.label.replace(/^(compact|merge|map) floor: /, '');
+    if (rs.deltaMs !== undefined) {
+      const per = row.seconds.map((t, i) => (t - base.seconds[i]) * 1000);
+      row.deltaMs = median(per);
+      row.deltaRange = [Math.min(...per), Math.max(...per)];
+      row.target = `≤ +${rs.deltaMs} ms`;
+      row.verdict = row.deltaMs <= rs.deltaMs ? 'met' : 'missed';
+      continue;
+    }
+    const per = row.seconds.map((t, i) => t / base.seconds[i]);
+    row.ratio = median(per);
+    row.ratioRange = [Math.min(...per), Math.max(...per)];
+    row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
+    row.verdict = rs.goal !== undefined && row.ratio <= rs.goal ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
+  }
+  return byId;
 }
 
 function machine(): Record<string, string | number> {
@@ -429,9 +572,13 @@ function machine(): Record<string, string | number> {
 
 /** Removes data sets of older generator versions (each is GBs). */
 function pruneCache(): void {
-  const current: Record<string, string> = { freespace: FREESPACE_GEN, chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase, relink: RELINK_GEN, diff: DIFF_GEN_VERSION, 'diff-small': DIFF_GEN_VERSION };
+  const current: Record<string, string> = {
+    chain: GEN_VERSION.chain, 'chain-small': GEN_VERSION.chain, scale: GEN_VERSION.scale, tree: GEN_VERSION.tree, rebase: GEN_VERSION.rebase, 'rebase-small': GEN_VERSION.rebase,
+    peer: PAIRS_GEN_VERSION.peer, 'peer-small': PAIRS_GEN_VERSION.peer, big: PAIRS_GEN_VERSION.big, small: PAIRS_GEN_VERSION.small, map: MAP_GEN_VERSION,
+    freespace: FREESPACE_GEN, relink: RELINK_GEN, diff: DIFF_GEN_VERSION, 'diff-small': DIFF_GEN_VERSION,
+  };
   for (const e of readdirSync(cacheRoot, { withFileTypes: true })) {
-    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|freespace|relink|diff|diff-small)-(g\d+)$/.exec(e.name);
+    const m = /^(chain|chain-small|scale|tree|rebase|rebase-small|peer|peer-small|big|small|map|freespace|relink|diff|diff-small)-(g\d+)$/.exec(e.name);
     if (e.isDirectory() && m && current[m[1]] !== m[2]) {
       log(`removing ${e.name} (generator ${m[2]}, now ${current[m[1]]})`);
       rmSync(path.join(cacheRoot, e.name), { recursive: true, force: true });
@@ -455,7 +602,7 @@ async function main(): Promise<void> {
   const mach = machine();
   log(`vhdtool bench: ${o.runs} run(s) each; peak RSS via ${mode}; cache ${cacheRoot}`);
 
-  const mainGroups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'info'];
+  const mainGroups = ['cat', 'dd', 'qemu', 'compact', 'merge', 'rebase', 'compare', 'startup', 'info'];
   const rows: Row[] = [];
   const sections: { title: string; rows: Row[]; extra: string[] }[] = [];
   const json: Record<string, unknown> = { machine: mach, options: { ...o, only: o.only ? [...o.only] : null }, generators: GEN_VERSION, rusage: mode };
@@ -467,45 +614,19 @@ async function main(): Promise<void> {
     json.chain = m;
     const up = wants('rebase') ? await ensureUpdatedParent(cacheRoot, m, o.small ? 'rebase-small' : 'rebase', log) : null;
     json.updatedParent = up;
-    const plan = mainOps(m, up, threadsDefault, o);
+    const hasQemu = spawnSync('qemu-img', ['--version'], { stdio: 'ignore' }).status === 0;
+    const peer = wants('compare') && hasQemu ? await ensurePeerCopy(cacheRoot, m, o.small ? 'peer-small' : 'peer', log) : null;
+    json.peer = peer;
+    const small = wants('startup') ? await ensureSmallDisk(cacheRoot) : null;
+    const plan = mainOps(m, up, peer, small, threadsDefault, o);
     log('warming the page cache');
-    spawnSync('cat', [m.parent, m.child, m.flat, ...(up ? [up.parentV2] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
+    spawnSync('cat', [m.parent, m.child, m.flat, ...(up ? [up.parentV2] : []), ...(peer ? [peer.flatQemu] : [])], { stdio: ['ignore', 'ignore', 'inherit'] });
     spawnSync(process.execPath, [vhdtool, '--version'], { stdio: 'ignore' });
     const res = await runAll(plan.ops, o, mode);
+    const byId = tabulate(plan.ops, res, plan.composites, plan.ratios);
+    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-flat', 'merge-t1', 'merge-tn', 'cat-pc', 'dd-flat', 'merge-floor', 'merge-tn-floor', 'rebase-tn',
+      'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'qemu-cmp', 'compare-std', 'node-start', 'version', 'info-small', 'info'];
     const secRows: Row[] = [];
-    const byId = new Map<string, Row>();
-    const walls = (id: string) => res.get(id)!.samples.map((s) => s.wall);
-    for (const op of plan.ops) {
-      const r = res.get(op.id)!;
-      const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, walls(op.id), r.samples.map((s) => s.maxRssKiB), r.samples.map((s) => s.otherCores),
-        r.samples.some((s) => s.code !== op.expectCode) || r.notes.some((n) => n.startsWith('FAIL') || n.includes('; FAIL')), r.notes);
-      if (op.vhdtool && row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB) row.rssOver = true;
-      byId.set(op.id, row);
-    }
-    for (const c of plan.composites) {
-      if (!c.parts.every((p) => res.has(p))) continue;
-      const per = res.get(c.parts[0])!.samples.map((_, i) => c.parts.reduce((sum, p) => sum + res.get(p)!.samples[i].wall, 0));
-      const rss = c.parts.flatMap((p) => res.get(p)!.samples.map((s) => s.maxRssKiB));
-      const other = res.get(c.parts[0])!.samples.map((_, i) => {
-        const xs = c.parts.map((p) => res.get(p)!.samples[i].otherCores);
-        return xs.every((x) => x !== null) ? median(xs as number[]) : null;
-      });
-      const compactOp = plan.ops.find((op) => op.id === 'compact-t1');
-      byId.set(c.id, rowOf(c.id, c.label, compactOp?.bytes ?? null, compactOp?.bytesNote ?? '', per, rss, other, false, []));
-    }
-    // Per-run ratios: a run's command time over the same run's baseline time.
-    for (const rs of plan.ratios) {
-      const row = byId.get(rs.op);
-      const base = byId.get(rs.baseline);
-      if (!row || !base) continue;
-      const per = row.seconds.map((t, i) => t / base.seconds[i]);
-      row.baseline = base.label.replace(/^compact baseline: /, '');
-      row.ratio = median(per);
-      row.ratioRange = [Math.min(...per), Math.max(...per)];
-      row.target = `≤ ${rs.target.toFixed(1)}×${rs.goal ? ` (goal ${rs.goal}×)` : ''}`;
-      row.verdict = rs.goal !== undefined && row.ratio <= rs.goal ? 'met goal' : row.ratio <= rs.target ? 'met' : 'missed';
-    }
-    const order = ['cat-parent', 'dd-child', 'compact-base', 'compact-t1', 'compact-tn', 'qemu-parent', 'merge-t1', 'merge-tn', 'rebase-tn', 'cat-all', 'compare-t1', 'compare-tn', 'compare-tn-env', 'node-start', 'info'];
     for (const id of order) { const r = byId.get(id); if (r) secRows.push(r); }
     const extra: string[] = [];
     for (const sp of plan.speedups) {
@@ -537,6 +658,11 @@ async function main(): Promise<void> {
       } catch {
         extra.push(`- compare-bound speedup: FAIL: bench-scaling exited ${sc.status}: ${(sc.stderr || '').trim().split('\n')[0]}`);
       }
+      if (peer) {
+        const split = compareSplit(m.flat, peer.flatQemu, byId.get('compare-std'), byId.get('qemu-cmp'), threadsDefault, o.runs);
+        json.compareStdSplit = split.json;
+        extra.push(split.line);
+      }
     }
     for (const r of secRows) for (const n of r.notes) extra.push(`- ${r.label}: ${n}`);
     const spec = m.spec;
@@ -547,6 +673,57 @@ async function main(): Promise<void> {
     });
     rows.push(...secRows);
     json.mainRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...s }) => ({ ...s, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+  }
+
+  // --- compare on two standalone disks with 4 GiB allocated, against qemu-img compare.
+  if (wants('big') && !o.small && spawnSync('qemu-img', ['--version'], { stdio: 'ignore' }).status === 0) {
+    log('preparing the 4 GiB pair');
+    const b = await ensureBigPair(cacheRoot, log);
+    json.big = b;
+    const ops: Op[] = [
+      { id: 'cat-big', group: 'big', label: '`cat` a.vhd b.vhd', argv: sh('cat "$1" "$2" > /dev/null', b.a, b.b), bytes: b.fileBytesA + b.fileBytesB, bytesNote: 'both files', expectCode: 0, vhdtool: false },
+      { id: 'qemu-cmp-big', group: 'big', label: '`qemu-img compare` a.vhd b.vhd (one thread)', argv: ['qemu-img', 'compare', '--image-opts', vpcOpts(b.a), vpcOpts(b.b)], bytes: b.dataBytes, bytesNote: 'data of one disk', expectCode: 0, vhdtool: false },
+      { id: 'compare-big', group: 'big', label: `vhdtool compare a.vhd b.vhd (default: ${threadsDefault} threads)`, argv: node('compare', b.a, b.b, '--no-progress', '--json'), bytes: b.dataBytes, bytesNote: 'data of one disk', expectCode: 0, vhdtool: true },
+    ];
+    spawnSync('cat', [b.a, b.b], { stdio: ['ignore', 'ignore', 'inherit'] });
+    const res = await runAll(ops, o, mode);
+    const byId = tabulate(ops, res, [], [{ op: 'compare-big', baseline: 'qemu-cmp-big', target: 0.8 }]);
+    const secRows = ['cat-big', 'qemu-cmp-big', 'compare-big'].map((id) => byId.get(id)!);
+    const split = compareSplit(b.a, b.b, byId.get('compare-big'), byId.get('qemu-cmp-big'), threadsDefault, o.runs);
+    json.compareBigSplit = split.json;
+    sections.push({
+      title: `compare, two standalone disks: ${(b.virtualSize / 2 ** 30).toFixed(0)} GiB virtual, ${b.blocks} blocks (${(b.dataBytes / MiB).toFixed(0)} MiB) allocated, random data; b.vhd is a.vhd written by qemu-img`,
+      rows: secRows,
+      extra: [split.line, ...secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`))],
+    });
+    rows.push(...secRows);
+    json.bigRaw = rawOf(res);
+  }
+
+  // --- map over a 16 GiB NTFS volume with 200,000 files (issue 13).
+  if (wants('map') && !o.small) {
+    const why = mapUnavailable();
+    if (why) {
+      log(`map: skipped: ${why}`);
+      sections.push({ title: 'map: 16 GiB NTFS volume, 200,000 files', rows: [], extra: [`- skipped: ${why}`] });
+    } else {
+      log('preparing the NTFS chain for map');
+      const mm = await ensureMapChain(cacheRoot, vhdtool, log);
+      json.map = mm;
+      const { ops, composites, ratios } = mapOps(mm);
+      spawnSync('cat', [mm.base, mm.child], { stdio: ['ignore', 'ignore', 'inherit'] });
+      spawnSync('/bin/sh', ['-c', mftDd(mm)], { stdio: ['ignore', 'ignore', 'inherit'] });
+      const res = await runAll(ops, o, mode);
+      const byId = tabulate(ops, res, composites, ratios);
+      const secRows = ['cat-leaf', 'dd-mft', 'map-floor', 'map', 'map-files'].map((id) => byId.get(id)).filter((r): r is Row => r !== undefined);
+      sections.push({
+        title: `map: ${(mm.virtualSize / 2 ** 30).toFixed(0)} GiB NTFS volume (no partition table), ${mm.files.toLocaleString('en')} files; the child holds ${(mm.childHeldBytes / MiB).toFixed(0)} MiB in a ${(mm.childFileBytes / MiB).toFixed(0)} MiB file; $MFT ${(mm.mftBytes / MiB).toFixed(0)} MiB in ${mm.mftRuns.length} runs`,
+        rows: secRows,
+        extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
+      });
+      rows.push(...secRows);
+      json.mapRaw = rawOf(res);
+    }
   }
 
   // --- The 2040 GiB chain: cost must follow allocated data.
@@ -568,24 +745,20 @@ async function main(): Promise<void> {
             return 'FAIL: no JSON result';
           }
         } },
+      // map of a disk whose data is random (no partition table, no file system it knows): its cost is the
+      // leaf's bitmaps and a few probes, whatever the virtual size.
+      { id: 'scale-map', group: 'scale', label: 'vhdtool map child (2040 GiB virtual)', argv: node('map', s.child, '--json'), bytes: null, bytesNote: '', expectCode: 0, vhdtool: true, targetSeconds: 1 },
     ];
     const res = await runAll(ops, o, mode);
-    const secRows = ops.map((op) => {
-      const r = res.get(op.id)!;
-      const row = rowOf(op.id, op.label, op.bytes, op.bytesNote, r.samples.map((x) => x.wall), r.samples.map((x) => x.maxRssKiB), r.samples.map((x) => x.otherCores), r.samples.some((x) => x.code !== 0), r.notes);
-      row.target = `≤ ${op.targetSeconds} s`;
-      row.rssOver = row.peakRssMiB !== null && row.peakRssMiB > RSS_LIMIT_MIB;
-      row.verdict = row.median <= op.targetSeconds! ? 'met' : 'missed';
-      if (row.notes.some((n) => n.startsWith('FAIL'))) row.failed = true;
-      return row;
-    });
+    const byId = tabulate(ops, res, [], []);
+    const secRows = ops.map((op) => byId.get(op.id)!);
     sections.push({
       title: `Scale: 2040 GiB virtual, parent ${s.parentBlocks} blocks, child ${s.childBlocks} blocks (BAT ${(s.virtualSize / s.blockSize).toLocaleString('en')} entries); child file ${(s.childFileBytes / MiB).toFixed(0)} MiB`,
       rows: secRows,
       extra: secRows.flatMap((r) => r.notes.map((n) => `- ${r.label}: ${n}`)),
     });
     rows.push(...secRows);
-    json.scaleRaw = Object.fromEntries([...res].map(([id, r]) => [id, r.samples.map(({ stdout, stderr, ...x }) => ({ ...x, stderrTail: stderr.slice(-500), stdoutHead: stdout.slice(0, 2000) }))]));
+    json.scaleRaw = rawOf(res);
   }
 
   // --- maintain --dry-run over 1000 small disks.

@@ -17,5 +17,10 @@ export function chainSource(reader: ChainReader): ByteSource {
       }
       return reader.read(offset, length);
     },
+    async readInto(offset, into) {
+      if (offset < 0 || offset + into.length > size) throw new GuestError(`read of ${into.length} bytes at offset ${offset} lies outside the disk (${size} bytes)`);
+      // (read() fills the buffer it is given, whatever memory backs it.)
+      await reader.read(offset, into.length, into as Uint8Array<ArrayBuffer>);
+    },
   };
 }

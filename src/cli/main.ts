@@ -5,11 +5,12 @@
 import { Command, CommanderError } from 'commander';
 import { ErrorCodes, VhdToolError } from '../errors.js';
 import { removeLiveFilesSync } from '../io/live.js';
-import { closeEarly } from '../parallel/pool.js';
+import { closeEarly } from '../parallel/early.js';
 import type { CliIO } from './context.js';
 import { loadSpinner } from './progress.js';
+import { VERSION } from './version.js';
 
-export const VERSION = '0.1.0';
+export { VERSION };
 
 const EXIT_HELP = `
 Exit status:

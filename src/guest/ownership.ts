@@ -19,12 +19,34 @@ export class Ownership {
   private e = new Float64Array(1024);
   private o = new Uint32Array(1024);
   private n = 0;
-  private readonly names: string[] = [];
+  private readonly names: Array<string | number> = [];
+
+  /**
+   * `describe`, if given, names the owners registered by key (ownerKey):
+   * only the few an anomaly's message names are ever described.
+   */
+  constructor(private readonly describe?: (key: number) => string) {}
 
   /** Registers an owner by name (a path, "$MFT", "inode table of group 3"); returns its number. */
   owner(name: string): number {
     this.names.push(name);
     return this.names.length - 1;
+  }
+
+  /**
+   * Registers an owner by a number the constructor's `describe` turns into
+   * its name when a message needs it (a reader with hundreds of thousands of
+   * files builds no path for them here); returns its number.
+   */
+  ownerKey(key: number): number {
+    this.names.push(key);
+    return this.names.length - 1;
+  }
+
+  private nameOf(owner: number): string {
+    const n = this.names[owner];
+    if (n === undefined) return '?';
+    return typeof n === 'number' ? (this.describe ? this.describe(n) : `#${n}`) : n;
   }
 
   add(owner: number, ranges: RangeSet): void {
@@ -90,7 +112,7 @@ export class Ownership {
     for (let i = 0; i < this.n && found.length < 2; i++) {
       if (this.s[i] <= pos && pos < this.e[i] && !found.includes(this.o[i])) found.push(this.o[i]);
     }
-    if (found.length < 2) return `${this.names[found[0]] ?? '?'} (twice)`;
-    return `${this.names[found[0]]} and ${this.names[found[1]]}`;
+    if (found.length < 2) return `${this.nameOf(found[0])} (twice)`;
+    return `${this.nameOf(found[0])} and ${this.nameOf(found[1])}`;
   }
 }

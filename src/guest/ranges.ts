@@ -155,15 +155,29 @@ export class RangeSet {
     return n;
   }
 
+  /**
+   * One merge of both lists, where a run of ranges of one set that ends
+   * before the other's current range is skipped by a galloping search: a
+   * small set against a large one (a file's few runs against the sectors a
+   * disk holds) costs O(small x log large), not O(large).
+   */
   private walkIntersection(o: RangeSet, visit: (s: number, e: number) => void): void {
     let i = 0;
     let j = 0;
     const a = this.d;
     const c = o.d;
     while (i < a.length && j < c.length) {
+      if (c[j + 1] <= a[i]) {
+        j = skipEndingBy(c, j, a[i]);
+        continue;
+      }
+      if (a[i + 1] <= c[j]) {
+        i = skipEndingBy(a, i, c[j]);
+        continue;
+      }
       const s = Math.max(a[i], c[j]);
       const e = Math.min(a[i + 1], c[j + 1]);
-      if (s < e) visit(s, e);
+      visit(s, e);
       if (a[i + 1] < c[j + 1]) i += 2;
       else j += 2;
     }
@@ -215,6 +229,30 @@ export class RangeSet {
   toJSON(): Array<[number, number]> {
     return this.toArray();
   }
+}
+
+/**
+ * In canonical pairs `d`, the index (even) of the first range at or after
+ * `from` that ends after `pos` (d.length if none): gallops forward, then
+ * searches the last step's window.
+ */
+function skipEndingBy(d: Float64Array, from: number, pos: number): number {
+  let lo = from;
+  let step = 2;
+  let hi = from + step;
+  while (hi < d.length && d[hi + 1] <= pos) {
+    lo = hi;
+    step *= 2;
+    hi = from + step;
+  }
+  if (hi > d.length) hi = d.length;
+  // d[lo + 1] <= pos (or lo === from, which the caller checked); d[hi + 1] > pos or hi === d.length.
+  while (hi - lo > 2) {
+    const mid = lo + (((hi - lo) >>> 2) << 1);
+    if (d[mid + 1] <= pos) lo = mid;
+    else hi = mid;
+  }
+  return hi;
 }
 
 /**

@@ -90,6 +90,13 @@ export interface VolumeScan {
 export interface ScanOptions {
   /** Called once per file and directory, after its path is known. */
   onFile?: (f: GuestFile) => void;
+  /**
+   * A hint for onFile: the caller needs only the files whose `data` has a
+   * byte in these volume ranges (map: the sectors a disk holds). A reader
+   * may leave the others out of onFile, and so build no path or object for
+   * them; one that cannot tell early calls onFile for every file.
+   */
+  filesTouching?: RangeSet;
   signal?: AbortSignal;
   /**
    * Also cross-check directory indexes against the files where the file

@@ -14,5 +14,11 @@ export function fileSource(file: RandomAccessFile, size: number): ByteSource {
       await readExact(file, buf, 0, length, offset);
       return buf;
     },
+    async readInto(offset, into) {
+      if (offset < 0 || offset + into.length > size) {
+        throw new GuestError(`read of ${into.length} bytes at offset ${offset} lies outside the image (${size} bytes)`);
+      }
+      await readExact(file, into, 0, into.length, offset);
+    },
   };
 }

@@ -175,6 +175,8 @@ async function mapPartition(chain: Chain, entry: PartitionView, leaf: RangeSet, 
   try {
     scan = await vol.scan({
       signal: opts.signal,
+      // Only files with a byte in the leaf can be listed: a reader may skip the others early.
+      filesTouching: local,
       onFile: opts.files ? (f: GuestFile) => {
         // Directories and the file system's own files are metadata, counted as such above.
         if (f.directory || f.system) return;

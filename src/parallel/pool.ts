@@ -7,12 +7,14 @@
  * This is the only module that imports piscina.
  */
 import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import type { Piscina } from 'piscina';
 import { FormatError, VhdToolError } from '../errors.js';
 import type { WorkerTask } from '../plan/tasks.js';
 import { Kernel, TRUNCATED_MARK } from '../../workers/kernel.js';
+import { closeEarly, earlyRunnerWaiting, holdEarly, takeEarly } from './early.js';
 
 export interface TaskRunner {
   /** Worker threads (0 = inline). */
@@ -56,8 +58,13 @@ function sharedArena(bytes: number): SharedArrayBuffer {
   return new WA.Memory({ initial: pages, maximum: pages, shared: true }).buffer;
 }
 
+type PiscinaClass = typeof import('piscina').Piscina;
+const loadPiscina = (): PiscinaClass => (createRequire(import.meta.url)('piscina') as typeof import('piscina')).Piscina;
+
 function workerFile(): string {
   const candidates = [
+    // Beside the command line's bundle (dist/cli, see scripts/build-cli.ts).
+    new URL('./compare.worker.cjs', import.meta.url),
     new URL('../../workers/compare.worker.js', import.meta.url),
     new URL('../../dist/workers/compare.worker.js', import.meta.url),
   ];
@@ -88,37 +95,21 @@ export function kernelError(e: unknown): VhdToolError {
  * A runner started before the operation that will use it is even loaded
  * (cli/prestart.ts), so that its threads' start-up overlaps the main
  * thread's. createRunner hands it out to the first caller asking for the
- * same shape; closeEarly closes it if no one did.
+ * same shape; closeEarly closes it if no one did (parallel/early.ts holds it).
  */
-let early: { shape: string; runner: TaskRunner } | null = null;
 const shapeOf = (o: RunnerOptions) => [o.threads ?? defaultThreads(), o.slotBytes, o.slots ?? '', o.queuedPerThread ?? 1].join('/');
 
 export function startEarly(opts: RunnerOptions): void {
-  if (early) return;
+  if (earlyRunnerWaiting()) return;
   const runner = newRunner(opts);
   runner.warm();
-  early = { shape: shapeOf(opts), runner };
+  holdEarly(shapeOf(opts), runner);
 }
 
-/** Is an early runner waiting to be taken? */
-export function earlyRunnerWaiting(): boolean {
-  return early !== null;
-}
-
-/** Closes the early runner if no operation took it (the command failed before, or wanted other threads). */
-export async function closeEarly(): Promise<void> {
-  const e = early;
-  early = null;
-  if (e) await e.runner.close();
-}
+export { closeEarly, earlyRunnerWaiting };
 
 export function createRunner(opts: RunnerOptions): TaskRunner {
-  if (early && early.shape === shapeOf(opts)) {
-    const r = early.runner;
-    early = null;
-    return r;
-  }
-  return newRunner(opts);
+  return takeEarly(shapeOf(opts)) ?? newRunner(opts);
 }
 
 function newRunner(opts: RunnerOptions): TaskRunner {
@@ -153,8 +144,9 @@ function newRunner(opts: RunnerOptions): TaskRunner {
   let pool: Piscina | null = null;
   let starting: Promise<Piscina> | null = null;
   let warming: Promise<unknown> | null = null;
-  // piscina itself is loaded only when threads are used (it costs start-up time).
-  const started = () => (starting ??= import('piscina').then(({ Piscina: P }) => (pool = new P({
+  // piscina itself is loaded only when threads are used (it costs start-up time), through require:
+  // it is CommonJS, and the command line's bundle (dist/cli) then needs no dynamic import.
+  const started = () => (starting ??= Promise.resolve().then(() => (pool = new (loadPiscina())({
     filename: workerFile(),
     minThreads: threads,
     maxThreads: threads,

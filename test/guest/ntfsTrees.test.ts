@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { run } from '../helpers/guest.js';
+import { RangeSet } from '../../src/guest/ranges.js';
 import { tempDir } from '../helpers/tmp.js';
 import { contentOf, diffWithTsk, HAVE_FUSE, HAVE_TSK, mkntfs, recordOf, scanImage, withMounted, withMountedOptions } from '../helpers/ntfsImages.js';
 
@@ -96,6 +97,19 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK)('NTFS trees written by ntfs-3g', () => 
     expect(scan.free.intersectBytes(scan.fileData) + scan.free.intersectBytes(scan.metadata) + scan.metadata.intersectBytes(scan.fileData)).toBe(0);
     expect(scan.free.bytes + scan.metadata.bytes + scan.fileData.bytes).toBe(vol.size);
     expect(scan.files).toBe(files.filter((f) => !f.directory && !f.path.includes(':')).length);
+    // With the filesTouching hint, onFile gets exactly the files (and streams) whose data touches those ranges,
+    // as they are without it; the scan's maps do not change.
+    const touching = RangeSet.from([
+      [by.get('docs/deep/er/blob.bin:stream.one')!.data.first, by.get('docs/deep/er/blob.bin:stream.one')!.data.first + 1],
+      [by.get('Temp/f119.dat')!.data.last - 1, by.get('Temp/f119.dat')!.data.last + 4096],
+    ]);
+    const hinted: typeof files = [];
+    const again = await vol.scan({ onFile: (f) => hinted.push(f), filesTouching: touching });
+    const want = files.filter((f) => f.data.intersectBytes(touching) > 0);
+    expect(want.length).toBeGreaterThanOrEqual(2);
+    expect(hinted).toEqual(want);
+    expect(again.fileData.toArray()).toEqual(scan.fileData.toArray());
+    expect(again.metadata.toArray()).toEqual(scan.metadata.toArray());
   });
 
   it('follows attribute lists into extension records and reads a fragmented $MFT', async () => {

@@ -6,7 +6,7 @@
 import { checkAborted } from '../errors.js';
 import { Ownership } from '../ownership.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
-import type { GuestFile, ScanOptions, VolumeScan } from '../volume.js';
+import type { ScanOptions, VolumeScan } from '../volume.js';
 import type { AnomalyLog, MftPass } from './pass.js';
 import { Paths, ROOT, SYSTEM_RECORDS } from './paths.js';
 import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM } from './tables.js';
@@ -24,8 +24,9 @@ export interface VolumeView {
 export class Assembly {
   private readonly metadata = new RangeSetBuilder();
   private readonly fileData = new RangeSetBuilder();
-  private readonly own = new Ownership();
+  private readonly own = new Ownership((ref) => this.describe(ref));
   private readonly anomalies: AnomalyLog;
+  private paths: Paths | null = null;
   private readonly extOf = new Map<number, number[]>();
   private files = 0;
   private directories = 0;
@@ -44,6 +45,7 @@ export class Assembly {
       isDirectory: (r) => (t.flags[r] & F_DIR) !== 0,
       sequence: t.sequence, parent: t.parent, parentSeq: t.parentSeq, names: t.names,
     });
+    this.paths = paths;
     this.emitAll(paths);
     for (const o of paths.orphans) this.anomalies.add('orphan', `MFT record ${o.record} (${t.names[o.record] ?? 'no name'}) is unreachable from the root: ${o.why}`);
     return { scan: this.finish(), hiberfil: this.hiberfil };
@@ -105,46 +107,77 @@ export class Assembly {
     return only < 0 ? RangeSet.EMPTY : RangeSet.of(runs.start[only], runs.end[only]);
   }
 
+  /**
+   * Files record r's ranges (and its named streams') and reports it. A
+   * file's path, id, own metadata and GuestFile are built only when onFile
+   * gets it (see reports()): with 200,000 files that is most of the cost.
+   */
   private emitRecord(r: number, paths: Paths, order: Uint32Array, from: number, to: number): void {
     const t = this.pass.records;
-    const { path, underExtend } = paths.pathOf(r);
-    const system = r < SYSTEM_RECORDS || underExtend;
+    const system = r < SYSTEM_RECORDS || paths.locate(r);
     const directory = (t.flags[r] & F_DIR) !== 0;
     const seq = t.sequence[r];
     if (r !== ROOT && t.names[r] === undefined && r >= SYSTEM_RECORDS) this.anomalies.add('bad-record', `MFT record ${r} is in use but has no $FILE_NAME`);
-    if (!directory && !system && t.parent[r] === ROOT && path.toLowerCase() === 'hiberfil.sys') this.hiberfil = r;
-    let meta = this.vol.recordRanges(r);
-    const ext = this.extOf.get(r);
-    if (ext) for (const e of ext) meta = meta.union(this.vol.recordRanges(e));
+    if (!directory && !system && t.parent[r] === ROOT && paths.pathAfterLocate(r).toLowerCase() === 'hiberfil.sys') this.hiberfil = r;
     const metaRuns = this.ranges(order, from, to, META_STREAM);
-    if (!metaRuns.isEmpty) {
-      meta = meta.union(metaRuns);
-      this.metadata.addSet(metaRuns);
-    }
+    if (!metaRuns.isEmpty) this.metadata.addSet(metaRuns);
     const main = directory ? metaRuns : this.ranges(order, from, to, 0);
-    this.claim({ id: `mft:${r}:${seq}`, path, size: directory ? 0 : t.size[r], directory, system, data: main, meta, ref: r * STREAMS }, directory ? RangeSet.EMPTY : metaRuns);
+    this.claim(r * STREAMS, system || directory, main, directory ? RangeSet.EMPTY : metaRuns);
+    if (this.reports(main)) {
+      this.opts.onFile!({
+        id: `mft:${r}:${seq}`, path: paths.pathAfterLocate(r), size: directory ? 0 : t.size[r], directory, system, data: main,
+        meta: this.recordMeta(r, metaRuns), ref: r * STREAMS,
+      });
+    }
     if (directory) this.directories++;
     else this.files++;
     const named = this.pass.streams.get(r);
     if (!named) return;
-    const sorted = named.names.map((name, k) => ({ name, k })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
-    sorted.forEach(({ name, k }, i) => {
+    sortedStreams(named.names).forEach(({ name, k }, i) => {
       const data = this.ranges(order, from, to, k + 1);
-      this.claim({
-        id: `mft:${r}:${seq}:${name}`, path: `${path}:${name}`, size: named.sizes[k], directory: false, system,
+      this.claim(r * STREAMS + i + 1, system, data, RangeSet.EMPTY);
+      if (!this.reports(data)) return;
+      this.opts.onFile!({
+        id: `mft:${r}:${seq}:${name}`, path: `${paths.pathAfterLocate(r)}:${name}`, size: named.sizes[k], directory: false, system,
         data, meta: RangeSet.EMPTY, ref: r * STREAMS + i + 1,
-      }, RangeSet.EMPTY);
+      });
     });
   }
 
-  /** Reports a file, files its ranges as metadata or data, and registers them with the ownership check. */
-  private claim(f: GuestFile, extra: RangeSet): void {
-    const owner = this.own.owner(f.path || '(root)');
-    this.own.add(owner, f.data);
+  /** Does onFile get a file with these data ranges (the caller's filesTouching hint)? */
+  private reports(data: RangeSet): boolean {
+    if (!this.opts.onFile) return false;
+    const only = this.opts.filesTouching;
+    if (!only) return true;
+    for (let i = 0; i < data.count; i++) if (only.overlaps(data.start(i), data.end(i))) return true;
+    return false;
+  }
+
+  /** Record r's own metadata: its MFT record and its extension records, and its metadata runs. */
+  private recordMeta(r: number, metaRuns: RangeSet): RangeSet {
+    let meta = this.vol.recordRanges(r);
+    const ext = this.extOf.get(r);
+    if (ext) for (const e of ext) meta = meta.union(this.vol.recordRanges(e));
+    return metaRuns.isEmpty ? meta : meta.union(metaRuns);
+  }
+
+  /** Files a stream's ranges as metadata or data, and registers them with the ownership check (owner named by ref). */
+  private claim(ref: number, metadata: boolean, data: RangeSet, extra: RangeSet): void {
+    const owner = this.own.ownerKey(ref);
+    this.own.add(owner, data);
     this.own.add(owner, extra);
-    if (f.system || f.directory) this.metadata.addSet(f.data);
-    else this.fileData.addSet(f.data);
-    this.opts.onFile?.(f);
+    if (metadata) this.metadata.addSet(data);
+    else this.fileData.addSet(data);
+  }
+
+  /** The path of a stream by its ref, for the ownership check's messages. */
+  private describe(ref: number): string {
+    const r = Math.floor(ref / STREAMS);
+    const k = ref % STREAMS;
+    const path = this.paths?.pathAfterLocate(r) ?? '';
+    const named = this.pass.streams.get(r);
+    if (k === 0 || !named) return path || '(root)';
+    return `${path}:${sortedStreams(named.names)[k - 1].name}`;
   }
 
   private finish(): Omit<VolumeScan, 'state'> {
@@ -164,4 +197,9 @@ export class Assembly {
       directories: this.directories,
     };
   }
+}
+
+/** A record's named streams in name order (their GuestFile numbers), each with its index in the pass's list. */
+function sortedStreams(names: string[]): Array<{ name: string; k: number }> {
+  return names.map((name, k) => ({ name, k })).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }

@@ -25,9 +25,12 @@ export function refSeq(b: Uint8Array, o: number): number {
   return u16(b, o + 6);
 }
 
-/** UTF-16LE text of `chars` characters at `o`. */
+/** Code units of the string being decoded (reused: one string is made per call, not one per character). */
+const units: number[] = [];
+
+/** UTF-16LE text of `chars` characters at `o` (code units as they are: a lone surrogate stays one). */
 export function utf16(b: Uint8Array, o: number, chars: number): string {
-  let s = '';
-  for (let i = 0; i < chars; i++) s += String.fromCharCode(u16(b, o + 2 * i));
-  return s;
+  units.length = chars;
+  for (let i = 0; i < chars; i++) units[i] = b[o + 2 * i] | (b[o + 2 * i + 1] << 8);
+  return String.fromCharCode.apply(null, units);
 }

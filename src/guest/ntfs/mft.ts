@@ -4,7 +4,7 @@
  * its attribute list), and the records read in large windows for one pass.
  */
 import { GuestError, checkAborted } from '../errors.js';
-import { readChecked, type ByteSource } from '../source.js';
+import { readChecked, readCheckedInto, type ByteSource } from '../source.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
 import { findRun } from './content.js';
 import type { Run } from './runlist.js';
@@ -76,27 +76,29 @@ export class MftMap {
 
   /**
    * Every record in order, in windows of about WINDOW bytes: `visit(buf,
-   * first, count)` gets `count` records starting with record `first`. The
-   * next window is read while the current one is visited.
+   * first, count)` gets `count` records starting with record `first` (the
+   * buffer is reused once visit returns). The next window is read, into the
+   * other of two buffers, while the current one is visited.
    */
   async forEachWindow(
     src: ByteSource, visit: (buf: Uint8Array, first: number, count: number) => void, signal?: AbortSignal,
   ): Promise<void> {
     const per = Math.max(1, Math.floor(WINDOW / this.recordSize));
-    const load = async (first: number): Promise<Uint8Array> => {
+    const size = Math.min(per, this.records) * this.recordSize;
+    const buffers = [new Uint8Array(size), new Uint8Array(size)];
+    const load = async (first: number, buf: Uint8Array): Promise<Uint8Array> => {
       const count = Math.min(per, this.records - first);
-      const length = count * this.recordSize;
-      const pieces = this.pieces(first * this.recordSize, length);
-      // A window inside one run is read as it is, without a copy.
-      if (pieces.length === 1) return readChecked(src, pieces[0][0], length, '$MFT');
-      const buf = new Uint8Array(length);
-      await this.readInto(src, first * this.recordSize, length, buf);
-      return buf;
+      let at = 0;
+      for (const [s, e] of this.pieces(first * this.recordSize, count * this.recordSize)) {
+        await readCheckedInto(src, s, buf.subarray(at, at + e - s), '$MFT');
+        at += e - s;
+      }
+      return buf.subarray(0, at);
     };
-    let next = this.records > 0 ? load(0) : null;
-    for (let first = 0; next; first += per) {
+    let next = this.records > 0 ? load(0, buffers[0]) : null;
+    for (let first = 0, k = 1; next; first += per, k ^= 1) {
       const buf = await next;
-      next = first + per < this.records ? load(first + per) : null;
+      next = first + per < this.records ? load(first + per, buffers[k]) : null;
       if (signal?.aborted) {
         await next?.catch(() => undefined);
         checkAborted(signal);

@@ -104,27 +104,54 @@ export class Paths {
 
   /** The path of record r (a file or a directory), and whether it lies under $Extend. */
   pathOf(r: number): { path: string; underExtend: boolean } {
-    if (r === ROOT) return { path: '', underExtend: false };
+    const underExtend = this.locate(r);
+    return { path: this.pathAfterLocate(r), underExtend };
+  }
+
+  /**
+   * Whether record r lies under $Extend, after every check pathOf makes
+   * (an orphan is recorded here, as pathOf records it), without building
+   * r's own path: a file's path is one string per file, and most callers
+   * need few of them (pathAfterLocate).
+   */
+  locate(r: number): boolean {
     // Records 12..15 are reserved: in use, yet without a name.
-    if (r < SYSTEM_RECORDS && this.t.names[r] === undefined) return { path: `$Reserved${r}`, underExtend: false };
+    if (r === ROOT || (r < SYSTEM_RECORDS && this.t.names[r] === undefined)) return false;
     if (this.t.isDirectory(r)) {
-      const path = this.dirPath(r);
-      return { path, underExtend: this.sysDir[r] === 1 || r === EXTEND };
+      this.dirPath(r);
+      return this.sysDir[r] === 1 || r === EXTEND;
     }
     const why = this.parentProblem(r);
     if (why) {
       this.orphans.push({ record: r, why });
-      return { path: `${ORPHANS}/${this.name(r)}`, underExtend: false };
+      return false;
     }
     const p = this.t.parent[r];
-    return { path: this.join(r, this.dirPath(p)), underExtend: p === EXTEND || this.sysDir[p] === 1 };
+    if (!this.fits(this.dirPath(p), this.name(r))) this.orphans.push({ record: r, why: `its path would be longer than ${MAX_PATH} characters` });
+    return p === EXTEND || this.sysDir[p] === 1;
+  }
+
+  /** The path of record r, once locate(r) has run (it records nothing). */
+  pathAfterLocate(r: number): string {
+    if (r === ROOT) return '';
+    if (r < SYSTEM_RECORDS && this.t.names[r] === undefined) return `$Reserved${r}`;
+    if (this.t.isDirectory(r)) return this.dirPath(r);
+    const name = this.name(r);
+    if (this.parentProblem(r)) return `${ORPHANS}/${name}`;
+    const dir = this.dirPath(this.t.parent[r]);
+    if (dir === '') return name;
+    return this.fits(dir, name) ? `${dir}/${name}` : `${ORPHANS}/${name}`;
+  }
+
+  private fits(dir: string, name: string): boolean {
+    return dir === '' || dir.length + 1 + name.length <= MAX_PATH;
   }
 
   /** `dir/name` for record r, or r under $OrphanFiles when that would pass MAX_PATH. */
   private join(r: number, dir: string): string {
     const name = this.name(r);
     if (dir === '') return name;
-    if (dir.length + 1 + name.length <= MAX_PATH) return `${dir}/${name}`;
+    if (this.fits(dir, name)) return `${dir}/${name}`;
     this.orphans.push({ record: r, why: `its path would be longer than ${MAX_PATH} characters` });
     return `${ORPHANS}/${name}`;
   }

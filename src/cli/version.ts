@@ -1,0 +1,2 @@
+/** vhdtool's version (package.json's), in a module of its own so that `--version` loads nothing else. */
+export const VERSION = '0.1.0';
