@@ -88,7 +88,8 @@ export async function waitQuiet(threshold: number, maxSeconds: number): Promise<
   return busy;
 }
 
-const MAX_CAPTURE = 1 << 20;
+/** What is kept of a command's stdout and stderr (maintain's JSON report over 1000 disks is 1.3 MB). */
+const MAX_CAPTURE = 16 << 20;
 
 /** Runs argv (argv[0] a program path or name) and measures it. */
 export function runTimed(argv: string[], opts: { cwd: string; mode: RusageMode; env?: NodeJS.ProcessEnv }): Promise<Sample> {

@@ -45,31 +45,21 @@ export class ChainResolver {
     return out;
   }
 
-  private push(out: Piece[], p: Piece): void {
-    const last = out[out.length - 1];
-    if (last && last.layer === p.layer && last.sector + last.count === p.sector &&
-        (p.layer < 0 || last.fileOffset + last.count * SECTOR === p.fileOffset)) {
-      last.count += p.count;
-      return;
-    }
-    out.push(p);
-  }
-
   resolveInto(from: number, sector: number, count: number, out: Piece[], stopAt = Infinity): void {
     if (count <= 0) return;
     const layers = this.chain.layersLeafFirst;
     if (from >= stopAt) {
-      this.push(out, { sector, count, layer: -2, fileOffset: 0 });
+      pushPiece(out, { sector, count, layer: -2, fileOffset: 0 });
       return;
     }
     const meta = from < layers.length ? layers[from].meta : null;
     // Past the chain, or past this layer's virtual size: zeros.
     const inSize = meta ? Math.max(0, Math.min(count, meta.virtualSize / SECTOR - sector)) : 0;
     if (inSize > 0) {
-      if (meta!.type === 'fixed') this.push(out, { sector, count: inSize, layer: from, fileOffset: sector * SECTOR });
+      if (meta!.type === 'fixed') pushPiece(out, { sector, count: inSize, layer: from, fileOffset: sector * SECTOR });
       else this.resolveSparse(from, meta!, sector, inSize, out, stopAt);
     }
-    if (inSize < count) this.push(out, { sector: sector + inSize, count: count - inSize, layer: -1, fileOffset: 0 });
+    if (inSize < count) pushPiece(out, { sector: sector + inSize, count: count - inSize, layer: -1, fileOffset: 0 });
   }
 
   /**
@@ -88,7 +78,7 @@ export class ChainResolver {
       const entry = meta.bat!.get(block);
       if (entry === null) {
         if (diff) this.resolveInto(from + 1, s, n, out, stopAt);
-        else this.push(out, { sector: s, count: n, layer: -1, fileOffset: 0 });
+        else pushPiece(out, { sector: s, count: n, layer: -1, fileOffset: 0 });
       } else {
         const bm = this.bitmaps[from].get(block);
         const dataStart = entry * SECTOR + meta.bitmapSize;
@@ -97,13 +87,24 @@ export class ChainResolver {
         for (let st = s - blockStart; st < stEnd;) {
           const e = runEnd(bm, st, stEnd);
           const vsec = blockStart + st;
-          if (testBit(bm, st)) this.push(out, { sector: vsec, count: e - st, layer: from, fileOffset: dataStart + st * SECTOR });
+          if (testBit(bm, st)) pushPiece(out, { sector: vsec, count: e - st, layer: from, fileOffset: dataStart + st * SECTOR });
           else if (diff) this.resolveInto(from + 1, vsec, e - st, out, stopAt);
-          else this.push(out, { sector: vsec, count: e - st, layer: -1, fileOffset: 0 });
+          else pushPiece(out, { sector: vsec, count: e - st, layer: -1, fileOffset: 0 });
           st = e;
         }
       }
       s += n;
     }
   }
+}
+
+/** Appends `p` to `out`, extending the last piece when `p` continues it (same layer, next sectors, next bytes). */
+export function pushPiece(out: Piece[], p: Piece): void {
+  const last = out[out.length - 1];
+  if (last && last.layer === p.layer && last.sector + last.count === p.sector &&
+      (p.layer < 0 || last.fileOffset + last.count * SECTOR === p.fileOffset)) {
+    last.count += p.count;
+    return;
+  }
+  out.push(p);
 }

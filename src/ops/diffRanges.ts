@@ -17,14 +17,12 @@ import { VhdToolError } from '../errors.js';
 import { SECTOR } from '../format/index.js';
 import type { Chain, Layer } from '../chain/chain.js';
 import { ChainResolver } from '../chain/resolve.js';
+import { dataSpans, spanRuns } from '../plan/viewSpans.js';
 import { layerHoldings } from '../chain/holdings.js';
 import { RangeSetBuilder, type RangeSet } from '../guest/ranges.js';
 import type { TaskRunner } from '../parallel/pool.js';
 import type { DiffResult, DiffTask } from '../plan/tasks.js';
 import { noopProgress, type ProgressSink } from '../progress.js';
-
-/** Sectors per diff task (64 MiB, as compare). */
-const SPAN_SECTORS = 131072;
 
 export interface DiffRangesOptions {
   signal?: AbortSignal;
@@ -54,86 +52,6 @@ export function sharedTail(a: Chain, b: Chain): number {
 }
 
 /**
- * The SPAN_SECTORS-aligned spans where a layer outside the shared tail holds
- * data, ascending, each weighted by the sectors those layers hold in it
- * (the progress measure).
- */
-function dataSpans(layers: Layer[], sectors: number): Array<{ start: number; sectors: number; weight: number }> {
-  const marks: Array<[number, number]> = [];
-  for (const l of layers) {
-    const m = l.meta;
-    if (m.type === 'fixed') {
-      marks.push([0, m.virtualSize / SECTOR]);
-      continue;
-    }
-    const spb = m.blockSize! / SECTOR;
-    for (const b of m.bat!.allocated()) marks.push([b * spb, Math.min((b + 1) * spb, m.virtualSize / SECTOR)]);
-  }
-  marks.sort((x, y) => x[0] - y[0]);
-  const out: Array<{ start: number; sectors: number; weight: number }> = [];
-  let covered = 0;
-  for (const [s0, e0] of marks) {
-    let s = Math.max(s0, covered);
-    const e = Math.min(e0, sectors);
-    covered = Math.max(covered, e);
-    while (s < e) {
-      const start = Math.floor(s / SPAN_SECTORS) * SPAN_SECTORS;
-      const spanEnd = Math.min(sectors, start + SPAN_SECTORS);
-      const take = Math.min(e, spanEnd) - s;
-      const last = out[out.length - 1];
-      if (last && last.start === start) last.weight += take;
-      else out.push({ start, sectors: spanEnd - start, weight: take });
-      s += take;
-    }
-  }
-  return out;
-}
-
-/** Appends a run [at, count, file, offset], extending the last one when it continues it. */
-function pushRun(out: number[], at: number, count: number, f: number, off: number): void {
-  const n = out.length;
-  if (n && out[n - 2] === f && out[n - 4] + out[n - 3] === at && (f < 0 || out[n - 1] + out[n - 3] * SECTOR === off)) {
-    out[n - 3] += count;
-    return;
-  }
-  out.push(at, count, f, off);
-}
-
-/**
- * The kernel's runs for sectors [s, s+n) of both views, walked together; a
- * stretch both read from the same file at the same offset becomes zeros on
- * both sides (not read). Returns null when nothing is left to read.
- */
-function spanTask(ra: ChainResolver, rb: ChainResolver, nA: number, ids: string[], files: string[], s: number, n: number): { task: DiffTask; reads: number } | null {
-  const pa = ra.resolveRange(0, s, n);
-  const pb = rb.resolveRange(0, s, n);
-  const a: number[] = [];
-  const b: number[] = [];
-  let reads = 0;
-  let i = 0;
-  let j = 0;
-  let at = s;
-  while (i < pa.length && j < pb.length) {
-    const x = pa[i];
-    const y = pb[j];
-    const e = Math.min(x.sector + x.count, y.sector + y.count);
-    const fa = x.layer < 0 ? -1 : x.layer;
-    const fb = y.layer < 0 ? -1 : nA + y.layer;
-    const offA = fa < 0 ? 0 : x.fileOffset + (at - x.sector) * SECTOR;
-    const offB = fb < 0 ? 0 : y.fileOffset + (at - y.sector) * SECTOR;
-    const same = fa >= 0 && fb >= 0 && ids[fa] === ids[fb] && offA === offB;
-    pushRun(a, at - s, e - at, same ? -1 : fa, same ? 0 : offA);
-    pushRun(b, at - s, e - at, same ? -1 : fb, same ? 0 : offB);
-    if (!same && (fa >= 0 || fb >= 0)) reads += e - at;
-    at = e;
-    if (x.sector + x.count <= at) i++;
-    if (y.sector + y.count <= at) j++;
-  }
-  if (reads === 0) return null;
-  return { task: { kind: 'diff', sectors: n, files, a, b, maxRanges: n }, reads };
-}
-
-/**
  * Bytes of the sectors the layers the two chains do not share hold (their
  * bitmaps): about what differingRanges reads on each side.
  */
@@ -155,7 +73,7 @@ export async function differingRanges(runner: TaskRunner, a: Chain, b: Chain, op
   const shared = sharedTail(a, b);
   const own = [...a.layersLeafFirst.slice(0, nA - shared), ...b.layersLeafFirst.slice(0, b.layersLeafFirst.length - shared)];
   const size = Math.max(a.layersLeafFirst[0].meta.virtualSize, b.layersLeafFirst[0].meta.virtualSize);
-  const spans = dataSpans(own, size / SECTOR);
+  const spans = dataSpans(own, 0, size / SECTOR);
   const total = spans.reduce((n, x) => n + x.weight * SECTOR, 0);
   const limit = Math.max(2, runner.threads * 2);
   const inflight = new Set<Promise<void>>();
@@ -167,14 +85,15 @@ export async function differingRanges(runner: TaskRunner, a: Chain, b: Chain, op
     for (const { start: s, sectors: n, weight } of spans) {
       if (failure) break;
       if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
-      const t = spanTask(ra, rb, nA, ids, files, s, n);
-      if (!t) {
+      const runs = spanRuns(ra, rb, nA, ids, s, n);
+      if (runs.reads === 0) {
         progress.advance(weight * SECTOR);
         continue;
       }
-      compared += t.reads * SECTOR;
+      compared += runs.reads * SECTOR;
       const base = s * SECTOR;
-      const p: Promise<void> = runner.run<DiffResult>(t.task).then((r) => {
+      const task: DiffTask = { kind: 'diff', sectors: n, files, a: runs.a, b: runs.b, maxRanges: n };
+      const p: Promise<void> = runner.run<DiffResult>(task).then((r) => {
         for (const [x, y] of r.ranges) found.add(base + x, base + y);
         progress.advance(weight * SECTOR);
       }, (e: unknown) => { failure ??= { e }; }).finally(() => { inflight.delete(p); });

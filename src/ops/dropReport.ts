@@ -5,7 +5,7 @@
  * Built from the drop plan and the executor's tally, so a dry run and the
  * real run report the same figures.
  */
-import type { DropKind, DropPlan, DropReason } from '../plan/dropPlan.js';
+import type { DropKind, DropPlan, DropReason, PartitionDropPlan } from '../plan/dropPlan.js';
 import { DROP_REASONS } from '../plan/dropPlan.js';
 import type { RewriteStats } from '../exec/rewrite.js';
 
@@ -13,16 +13,8 @@ const SECTOR = 512;
 
 export type ReasonBytes = Record<DropReason, number>;
 
-export interface PartitionReport {
-  index: number;
-  start: number;
-  size: number;
-  fs: string;
-  label: string | null;
-  status: 'planned' | 'skipped';
-  /** Why the partition was left as it is (status skipped), else null. */
-  reason: string | null;
-  refused: Array<{ drop: DropKind; reason: string }>;
+/** A partition of the drop plan, its ranges summed into bytes. */
+export interface PartitionReport extends Omit<PartitionDropPlan, 'ranges'> {
   /** Bytes the leaf held there that are dropped, by reason. */
   bytes: ReasonBytes;
 }

@@ -18,7 +18,7 @@
  */
 import { SECTOR } from '../format/index.js';
 import type { Chain } from '../chain/chain.js';
-import type { ChainResolver, Piece } from '../chain/resolve.js';
+import { pushPiece, type ChainResolver, type Piece } from '../chain/resolve.js';
 import type { CompareTask } from './tasks.js';
 import type { DropIndex, DropTally } from './dropIndex.js';
 
@@ -117,17 +117,6 @@ export function visitedBlocks(spec: RewriteSpec): Iterable<number> {
   return (function* () {
     for (let i = 0; i < nOut; i++) if (marks[i]) yield i;
   })();
-}
-
-/** Appends `p` to `out`, extending the last piece when `p` continues it (same layer, next sectors, next bytes). */
-function pushPiece(out: Piece[], p: Piece): void {
-  const last = out[out.length - 1];
-  if (last && last.layer === p.layer && last.sector + last.count === p.sector &&
-      (p.layer < 0 || last.fileOffset + last.count * SECTOR === p.fileOffset)) {
-    last.count += p.count;
-    return;
-  }
-  out.push(p);
 }
 
 /**

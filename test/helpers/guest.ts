@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { nodeFileSystem } from '../../src/io/fsys.js';
 import { writeSynthChain, type SynthLayer, type SynthWrite } from '../../src/synth/build.js';
 import type { BuiltLayer } from '../../src/synth/build.js';
+import { RangeSetBuilder, type RangeSet } from '../../src/guest/ranges.js';
 
 const has = (cmd: string, arg = '--version') => spawnSync(cmd, [arg], { stdio: 'ignore' }).error === undefined;
 export const HAVE_SFDISK = has('sfdisk');
@@ -114,4 +115,13 @@ export async function chainFromImages(dir: string, images: string[], names?: str
     writes: i === 0 ? nonZeroWrites(r) : changedWrites(raws[i - 1], r),
   }));
   return writeSynthChain(nodeFileSystem, dir, layers, names ?? images.map((f, i) => (i === 0 ? 'base.vhd' : `${path.basename(f).replace(/\.[^.]*$/, '')}.vhd`)));
+}
+
+/** Bytes of the sectors where two images of one size differ: what a child of the first holds when it was written into the second. */
+export function changedSectors(a: string, b: string): RangeSet {
+  const x = readFileSync(a);
+  const y = readFileSync(b);
+  const out = new RangeSetBuilder();
+  for (let s = 0; s < x.length; s += 512) if (!x.subarray(s, s + 512).equals(y.subarray(s, s + 512))) out.add(s, s + 512);
+  return out.build();
 }

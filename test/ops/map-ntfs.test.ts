@@ -4,13 +4,13 @@
  * guest changed. Free space and every user file's clusters come from Sleuth
  * Kit (blkls, fls, istat); skipped where FUSE or the tools are missing.
  */
-import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { map } from '../../src/ops/map.js';
-import { RangeSet, RangeSetBuilder } from '../../src/guest/ranges.js';
+import { RangeSet } from '../../src/guest/ranges.js';
 import { mulberry32 } from '../../src/synth/random.js';
-import { blankImage, chainFromImages, embed, HAVE_SFDISK, partition } from '../helpers/guest.js';
+import { blankImage, chainFromImages, changedSectors, embed, HAVE_SFDISK, partition } from '../helpers/guest.js';
 import { HAVE_FUSE, HAVE_MKNTFS, HAVE_TSK, mkntfs, openImage, tskAttrs, tskFree, tskPaths, withMounted } from '../helpers/ntfsImages.js';
 import { VhdToolError } from '../../src/errors.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -23,14 +23,6 @@ function bytes(n: number, seed: number): Buffer {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = Math.floor(rnd() * 256);
   return b;
-}
-
-function changed(a: string, b: string): RangeSet {
-  const x = readFileSync(a);
-  const y = readFileSync(b);
-  const out = new RangeSetBuilder();
-  for (let s = 0; s < x.length; s += 512) if (!x.subarray(s, s + 512).equals(y.subarray(s, s + 512))) out.add(s, s + 512);
-  return out.build();
 }
 
 describe.skipIf(!HAVE_FUSE || !HAVE_TSK || !HAVE_SFDISK)('map on an NTFS volume written by ntfs-3g, checked against Sleuth Kit', () => {
@@ -57,7 +49,7 @@ describe.skipIf(!HAVE_FUSE || !HAVE_TSK || !HAVE_SFDISK)('map on an NTFS volume 
     copyFileSync(base, child);
     embed(child, part, start);
     const [, c] = await chainFromImages(dir, [base, child], ['base.vhd', 'child.vhd']);
-    const leaf = changed(base, child);
+    const leaf = changedSectors(base, child);
     const r = await map(c.path, { files: true });
 
     const local = leaf.clip(start, start + size).shift(-start);

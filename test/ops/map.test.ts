@@ -11,7 +11,7 @@ import { describe, expect, it } from 'vitest';
 import { map, type MapResult } from '../../src/ops/map.js';
 import { RangeSet, RangeSetBuilder } from '../../src/guest/ranges.js';
 import { mulberry32 } from '../../src/synth/random.js';
-import { blankImage, chainFromImages, embed, extract, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_SFDISK, HAVE_TSK, partition, run } from '../helpers/guest.js';
+import { blankImage, chainFromImages, changedSectors, embed, extract, HAVE_MKFS_FAT, HAVE_MTOOLS, HAVE_SFDISK, HAVE_TSK, partition, run } from '../helpers/guest.js';
 import { drive, mkfat, mt, tskClusters, tskFiles, tskFree, tskLayout } from '../guest/fatTools.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -26,15 +26,6 @@ function randomFile(dir: string, name: string, bytes: number, seed: number): str
   const p = path.join(dir, name);
   writeFileSync(p, b);
   return p;
-}
-
-/** Sectors where the two images differ, as bytes: what the child layer holds. */
-function changed(a: string, b: string): RangeSet {
-  const x = readFileSync(a);
-  const y = readFileSync(b);
-  const out = new RangeSetBuilder();
-  for (let s = 0; s < x.length; s += 512) if (!x.subarray(s, s + 512).equals(y.subarray(s, s + 512))) out.add(s, s + 512);
-  return out.build();
 }
 
 interface Scenario { dir: string; base: string; child: string; disk: { base: string; child: string }; start: number; size: number }
@@ -113,7 +104,7 @@ function check(r: MapResult, s: Scenario, leaf: RangeSet): void {
 describe.skipIf(!CAN)('map on FAT volumes made by the real tools, checked against Sleuth Kit', () => {
   it('a partition at sector 63 (not 4 KiB aligned), 2 KiB clusters: every figure and every file', async () => {
     const s = await chained(scenario(63, 4));
-    const leaf = changed(s.base, s.child);
+    const leaf = changedSectors(s.base, s.child);
     const r = await map(s.disk.child, { files: true });
     check(r, s, leaf);
     expect(r.partitions[0].alignment).toEqual({ startSector: 63, bitmapAligned: false, blockAligned: false, clustersCrossBlocks: true });
@@ -123,7 +114,7 @@ describe.skipIf(!CAN)('map on FAT volumes made by the real tools, checked agains
 
   it('a partition at 1 MiB, 512-byte clusters', async () => {
     const s = await chained(scenario(2048, 1));
-    const leaf = changed(s.base, s.child);
+    const leaf = changedSectors(s.base, s.child);
     const r = await map(s.disk.child, { files: true });
     check(r, s, leaf);
     expect(r.partitions[0].alignment).toEqual({ startSector: 2048, bitmapAligned: true, blockAligned: false, clustersCrossBlocks: false });
