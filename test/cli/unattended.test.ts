@@ -14,6 +14,8 @@ import { writeHoleDisk } from '../helpers/holes.js';
 import { tempDir } from '../helpers/tmp.js';
 
 const GIB = 1024 ** 3;
+/** Big enough that the command is still at work when the signal comes (1 GiB of holes compacts in about 0.8 s). */
+const BIG = 8 * GIB;
 /** Left-overs a stopped run must not leave: temporaries and locks. */
 const leftovers = (dir: string) => readdirSync(dir).filter((n) => /\.vhdtool-\d+-[0-9a-z]+\.tmp$|\.vhdtool\.lock/.test(n));
 
@@ -36,7 +38,7 @@ describe.skipIf(!HAVE_SCRIPT || !hasBuild())('unattended runs in a 0-column term
   it('SIGTERM stops an in-place compact within 1.5 s: exit 130, the disk untouched, no temporary, no lock', async () => {
     const dir = tempDir();
     const disk = path.join(dir, 'big.vhd');
-    await writeHoleDisk(disk, GIB);
+    await writeHoleDisk(disk, BIG);
     const before = statSync(disk);
     const r = await runInPty(dir, ['compact', disk, '--threads', '1'], { signal: 'SIGTERM', afterMs: 700, limitMs: 10_000 });
     expect(r.killed).toBe(false);
@@ -50,7 +52,7 @@ describe.skipIf(!HAVE_SCRIPT || !hasBuild())('unattended runs in a 0-column term
 
   it('SIGINT stops maintain within 1.5 s: exit 130, its locks released, no temporary', async () => {
     const dir = tempDir();
-    await writeHoleDisk(path.join(dir, 'a.vhd'), GIB);
+    await writeHoleDisk(path.join(dir, 'a.vhd'), BIG);
     const r = await runInPty(dir, ['maintain', dir, '--min-reclaim', '0', '--threads', '1'], { signal: 'SIGINT', afterMs: 900, limitMs: 10_000 });
     expect(r.killed).toBe(false);
     expect(r.code).toBe(130);
