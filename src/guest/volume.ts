@@ -85,6 +85,26 @@ export interface VolumeScan {
   anomalies: Anomaly[];
   files: number;
   directories: number;
+  /** With ScanOptions.resumable, from a reader that can scan incrementally: what a later `since` scan starts from. */
+  resume?: ScanResume;
+  /**
+   * Set only by an incremental scan (ScanOptions.since) that the reader
+   * could make: true for the `ref` of a file of the earlier scan that this
+   * scan left out of onFile because it is the same file in this view (same
+   * id, path, size, directory, system, data and meta), none of whose data or
+   * meta bytes is in `changed`. Every other file of this view went to
+   * onFile. In such a scan `metadata` and `fileData` hold only their bytes in
+   * `changed`, and `anomalies` only what was found in what was read again.
+   */
+  unreported?: (ref: number) => boolean;
+}
+
+/**
+ * A scan's state kept for an incremental scan of another view of the same
+ * volume (reader-private: only the reader that made it reads it).
+ */
+export interface ScanResume {
+  readonly kind: FsKind;
 }
 
 export interface ScanOptions {
@@ -104,6 +124,17 @@ export interface ScanOptions {
    * read of every directory's index; relink's proof asks for it.
    */
   indexes?: boolean;
+  /** Keep what an incremental scan of another view needs (VolumeScan.resume): the reader's tables stay in memory. */
+  resumable?: boolean;
+  /**
+   * Scan incrementally: `from` is a resumable scan of another view of this
+   * volume (the same partition through another disk), `changed` every
+   * volume byte where the two views may differ. Files the earlier scan found
+   * that are the same in this view may be left out of onFile (see
+   * VolumeScan.unreported). A reader that cannot (another kind of volume, a
+   * layout that moved, ScanOptions.indexes) scans in full.
+   */
+  since?: { from: ScanResume; changed: RangeSet };
 }
 
 export interface Volume {

@@ -102,6 +102,16 @@ export class Paths {
     return this.dirs.get(d) as string;
   }
 
+  /** The path of directory d (resolved as locate resolves it), for comparing two views' paths. */
+  directoryPath(d: number): string {
+    return this.dirPath(d);
+  }
+
+  /** Whether directory d, once resolved, lies under $Extend (its files are system files). */
+  inExtend(d: number): boolean {
+    return this.sysDir[d] === 1;
+  }
+
   /** The path of record r (a file or a directory), and whether it lies under $Extend. */
   pathOf(r: number): { path: string; underExtend: boolean } {
     const underExtend = this.locate(r);
