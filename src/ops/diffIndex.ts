@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { VhdToolError } from '../errors.js';
 import { GuestError } from '../guest/errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { GuestFile, Volume, VolumeState } from '../guest/volume.js';
+import type { GuestFile, ScanResume, Volume, VolumeState } from '../guest/volume.js';
 
 export interface Light {
   id: string;
@@ -64,6 +64,10 @@ export class VolumeIndex {
   claimed: RangeSet = RangeSet.EMPTY;
   /** The volume's state as its scan found it (clean, dirty, ...). */
   state: VolumeState | null = null;
+  /** The reader's state for an incremental scan of the other side (indexVolume with resumable), until that scan takes it. */
+  resume: ScanResume | null = null;
+  /** Every byte of the watch sets the scan measured against. */
+  watched: RangeSet = RangeSet.EMPTY;
 
   get count(): number {
     return this.ids.length;
@@ -104,6 +108,7 @@ export class VolumeIndex {
   }
 
   size(i: number): number { return this.sizes[i]; }
+  ref(i: number): number { return this.refs[i]; }
   layout(i: number): number { return this.layouts[i]; }
   touched(i: number): number { return this.touchedBits[i]; }
   directory(i: number): boolean { return (this.flags[i] & DIRECTORY) !== 0; }
@@ -208,13 +213,18 @@ export class LightMaker {
   }
 }
 
-/** Scans a volume's metadata into an index (no file data is read); `watch[0]` are the bytes that differ. */
-export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal): Promise<VolumeIndex> {
+/**
+ * Scans a volume's metadata into an index (no file data is read); `watch[0]`
+ * are the bytes that differ. With `resumable`, the index keeps what the
+ * reader offers for an incremental scan of the other side (VolumeIndex.resume).
+ */
+export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal, resumable = false): Promise<VolumeIndex> {
   const index = new VolumeIndex();
   const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch, claimed);
   const scan = await vol.scan({
     signal,
+    resumable,
     onFile: (f) => {
       maker.measure(f);
       if (f.path === '') index.root = maker.light(f);
@@ -224,6 +234,8 @@ export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signa
   index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
   index.claimed = claimed.build();
   index.state = scan.state;
+  index.resume = scan.resume ?? null;
+  index.watched = watch.reduce((u, w) => u.union(w), RangeSet.EMPTY);
   return index;
 }
 

@@ -188,11 +188,11 @@ async function diffPair(p: Pair, A: ViewSide, B: ViewSide, differing: RangeSet, 
 }
 
 /** Scans one side's volume into an index, with progress, its errors attributed to the disk and partition. */
-function indexSide(index: number, vol: Volume, side: ViewSide, watch: RangeSet[], opts: ViewsOptions) {
+function indexSide(index: number, vol: Volume, side: ViewSide, watch: RangeSet[], opts: ViewsOptions, resumable = false) {
   const progress = opts.progress ?? noopProgress;
   return withBlame(index, vol.kind, side, () => {
     progress.start(`reading partition ${index} (${vol.kind}) of ${side.path}`, 0);
-    return indexVolume(vol, watch, opts.signal).finally(() => progress.done());
+    return indexVolume(vol, watch, opts.signal, resumable).finally(() => progress.done());
   });
 }
 
@@ -209,7 +209,8 @@ async function comparedPair(d: PartitionDiff, p: Pair, volA: Volume, volB: Volum
   localA: RangeSet, localB: RangeSet, opts: ViewsOptions): Promise<void> {
   const progress = opts.progress ?? noopProgress;
   const torn = opts.torn ?? RangeSet.EMPTY;
-  const idx = await indexSide(p.index, volA, A, [localA, local(torn, p.a)], opts);
+  // At the same place on both sides, B's scan may continue from A's (compareVolume).
+  const idx = await indexSide(p.index, volA, A, [localA, local(torn, p.a)], opts, d.layout !== 'moved');
   const known = opts.ancestor ? await ancestorIds(p, opts.ancestor, opts) : null;
   progress.start(`reading partition ${p.index} (${volB.kind}) of ${B.path}`, 0);
   d.changes = await compareVolume(idx, volA, volB, [localB, local(torn, p.b)], {
