@@ -134,7 +134,19 @@ export interface ScanOptions {
    * VolumeScan.unreported). A reader that cannot (another kind of volume, a
    * layout that moved, ScanOptions.indexes) scans in full.
    */
-  since?: { from: ScanResume; changed: RangeSet };
+  since?: {
+    from: ScanResume;
+    changed: RangeSet;
+    /**
+     * Called, in an incremental scan, with the earlier view's version of
+     * every file that may differ: each earlier file whose data or meta has a
+     * byte in `changed`, and each earlier file with the ref of a file this
+     * scan reports; before onFile gets this view's files of that record. So
+     * the earlier scan itself need not have reported any file (see
+     * Volume.continuesFrom).
+     */
+    onEarlier?: (f: GuestFile) => void;
+  };
 }
 
 export interface Volume {
@@ -150,6 +162,12 @@ export interface Volume {
   scan(opts?: ScanOptions): Promise<VolumeScan>;
   /** A file's logical content (zeros for sparse parts), in order, `size` bytes in all. */
   readContent(f: GuestFile): AsyncIterable<Uint8Array>;
+  /**
+   * Whether scan({ since: { from, changed } }), `from` a resumable scan of
+   * `earlier` (another view of this volume), will be incremental; readers
+   * that cannot scan incrementally leave it out.
+   */
+  continuesFrom?(earlier: Volume, changed: RangeSet): boolean;
 }
 
 /** A partition whose content is recognised but not read (BitLocker, LVM, LUKS, exFAT...), or not recognised at all. */

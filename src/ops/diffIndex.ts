@@ -68,9 +68,24 @@ export class VolumeIndex {
   resume: ScanResume | null = null;
   /** Every byte of the watch sets the scan measured against. */
   watched: RangeSet = RangeSet.EMPTY;
+  /** The watch sets themselves. */
+  watch: readonly RangeSet[] = [];
+  /**
+   * Holds only files handed over later (indexVolume with `earlier`): the
+   * incremental scan of the other side adds the earlier version of each
+   * file that may differ (compareVolume); every other file is the same there.
+   */
+  partial = false;
 
   get count(): number {
     return this.ids.length;
+  }
+
+  /** Measures a scanned file and keeps it (the root apart). */
+  take(f: GuestFile, maker: LightMaker): void {
+    maker.measure(f);
+    if (f.path === '') this.root = maker.light(f);
+    else this.add(f, maker);
   }
 
   /** Adds a scanned file as measured (a second one with an id already held is ignored). */
@@ -215,27 +230,27 @@ export class LightMaker {
 
 /**
  * Scans a volume's metadata into an index (no file data is read); `watch[0]`
- * are the bytes that differ. With `resumable`, the index keeps what the
- * reader offers for an incremental scan of the other side (VolumeIndex.resume).
+ * are the bytes that differ. `resumable`: the index keeps what the reader
+ * offers for an incremental scan of the other side (VolumeIndex.resume);
+ * `earlier` (with resumable): no file is indexed now, the other side's scan
+ * hands over those that may differ (VolumeIndex.partial).
  */
-export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal, resumable = false): Promise<VolumeIndex> {
+export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal, mode: 'full' | 'resumable' | 'earlier' = 'full'): Promise<VolumeIndex> {
   const index = new VolumeIndex();
   const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch, claimed);
   const scan = await vol.scan({
     signal,
-    resumable,
-    onFile: (f) => {
-      maker.measure(f);
-      if (f.path === '') index.root = maker.light(f);
-      else index.add(f, maker);
-    },
+    resumable: mode !== 'full',
+    onFile: mode === 'earlier' ? undefined : (f) => index.take(f, maker),
   });
   index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
   index.claimed = claimed.build();
   index.state = scan.state;
   index.resume = scan.resume ?? null;
+  index.watch = watch;
   index.watched = watch.reduce((u, w) => u.union(w), RangeSet.EMPTY);
+  index.partial = mode === 'earlier';
   return index;
 }
 

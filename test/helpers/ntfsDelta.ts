@@ -11,7 +11,7 @@ import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import { mkntfs, withMounted } from './ntfsImages.js';
 import { RangeSet, RangeSetBuilder } from '../../src/guest/ranges.js';
 import { bufferSource } from '../../src/guest/source.js';
-import type { GuestFile, VolumeScan } from '../../src/guest/volume.js';
+import type { GuestFile, ScanOptions } from '../../src/guest/volume.js';
 
 /** Sectors (512 bytes) where two images differ; the longer one's tail counts as differing. */
 export function differingSectors(a: Uint8Array, b: Uint8Array): RangeSet {
@@ -40,11 +40,11 @@ export interface DeltaCheck {
   total: number;
 }
 
-async function scanAll(img: Uint8Array, extra: { resumable?: boolean; since?: { from: NonNullable<VolumeScan['resume']>; changed: RangeSet } } = {}) {
+async function scanAll(img: Uint8Array, extra: Pick<ScanOptions, 'resumable' | 'since'> = {}, report = true) {
   const vol = await NtfsVolume.open(bufferSource(img));
   const files: GuestFile[] = [];
-  const scan = await vol.scan({ onFile: (f) => files.push(f), ...extra });
-  return { scan, files };
+  const scan = await vol.scan({ ...(report ? { onFile: (f: GuestFile) => files.push(f) } : {}), ...extra });
+  return { scan, files, vol };
 }
 
 /** Scans A (resumable), then B in full and incrementally from A, and compares. */
@@ -54,6 +54,26 @@ export async function checkDelta(a: Uint8Array, b: Uint8Array, changed = differi
   const full = await scanAll(b);
   const inc = await scanAll(b, { since: { from: A.scan.resume, changed } });
   const problems: string[] = [];
+  // Again from a scan of A that reported nothing, with the earlier files handed over (diff's way).
+  const quiet = await scanAll(a, { resumable: true }, false);
+  const earlier: GuestFile[] = [];
+  const inc2 = await scanAll(b, { since: { from: quiet.scan.resume!, changed, onEarlier: (f) => earlier.push(f) } });
+  const promised = (await NtfsVolume.open(bufferSource(b))).continuesFrom(quiet.vol, changed);
+  if (promised !== (inc2.scan.unreported !== undefined)) problems.push(`continuesFrom said ${promised}, the scan was ${inc2.scan.unreported ? 'incremental' : 'full'}`);
+  if (inc2.scan.unreported) {
+    if (JSON.stringify(inc2.files.map(fileKey)) !== JSON.stringify(inc.files.map(fileKey))) problems.push('the second incremental scan reported other files');
+    // The earlier files handed over are A's own, and with the unreported ones they are all of A's, once each.
+    const aKeys = new Map(A.files.map((f) => [f.ref, fileKey(f)]));
+    const seen = new Set<number>();
+    for (const f of earlier) {
+      if (seen.has(f.ref)) problems.push(`handed over twice: ${f.path}`);
+      seen.add(f.ref);
+      if (aKeys.get(f.ref) !== fileKey(f)) problems.push(`handed over differs: A ${aKeys.get(f.ref)} handed ${fileKey(f)}`);
+      if (inc2.scan.unreported(f.ref)) problems.push(`handed over and unreported: ${f.path}`);
+    }
+    for (const f of A.files) if (!seen.has(f.ref) && !inc2.scan.unreported(f.ref)) problems.push(`neither handed over nor unreported: ${f.path}`);
+    for (const f of inc2.files) if (aKeys.has(f.ref) && !seen.has(f.ref)) problems.push(`reported without its earlier version: ${f.path}`);
+  }
   const unreported = inc.scan.unreported;
   const expected = new Map(full.files.map((f) => [f.ref, fileKey(f)]));
   const got = new Map<number, string>();

@@ -13,11 +13,11 @@
 import { checkAborted } from '../errors.js';
 import { Ownership } from '../ownership.js';
 import { RangeSet, RangeSetBuilder } from '../ranges.js';
-import type { ScanOptions, VolumeScan } from '../volume.js';
+import type { GuestFile, ScanOptions, VolumeScan } from '../volume.js';
 import type { NtfsResume } from './delta.js';
 import type { AnomalyLog, MftPass } from './pass.js';
 import { Paths, ROOT, SYSTEM_RECORDS } from './paths.js';
-import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM, NO_PARENT_SLOT, type RunTable } from './tables.js';
+import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM, NO_PARENT_SLOT, RunIndex, type RecordTable, type RunTable } from './tables.js';
 
 const LIVE_MASK = F_IN_USE | F_EXTENSION | F_BAD;
 
@@ -42,6 +42,8 @@ export interface Assembled {
   scan: Omit<VolumeScan, 'state'>;
   hiberfil: number;
   paths: Paths;
+  /** The GuestFiles of any record, as this scan reports them. */
+  files: RecordFiles;
   unreported?: (ref: number) => boolean;
 }
 
@@ -51,6 +53,7 @@ export class Assembly {
   private readonly own = new Ownership((ref) => this.describe(ref));
   private readonly anomalies: AnomalyLog;
   private paths: Paths | null = null;
+  private made: RecordFiles | null = null;
   private readonly extOf = new Map<number, number[]>();
   private files = 0;
   private directories = 0;
@@ -71,9 +74,10 @@ export class Assembly {
       sequence: t.sequence, parent: t.parent, parentSeq: t.parentSeq, names: t.names,
     });
     this.paths = paths;
+    this.made = new RecordFiles(this.vol, this.pass, paths, this.extOf);
     const reported = this.since ? this.emitChanged(paths, this.since) : (this.emitAll(paths), null);
     for (const o of paths.orphans) this.anomalies.add('orphan', `MFT record ${o.record} (${t.names[o.record] ?? 'no name'}) is unreachable from the root: ${o.why}`);
-    const out: Assembled = { scan: this.finish(), hiberfil: this.hiberfil, paths };
+    const out: Assembled = { scan: this.finish(), hiberfil: this.hiberfil, paths, files: this.made };
     if (reported) {
       const prev = this.since!.prev.pass;
       out.unreported = (ref) => {
@@ -109,12 +113,12 @@ export class Assembly {
     const order = runs.order();
     let j = 0;
     for (let r = 0; r < t.count; r++) {
-      checkAborted(this.opts.signal);
+      if ((r & 1023) === 0) checkAborted(this.opts.signal);
       while (j < order.length && runs.owner[order[j]] < r) j++; // runs of dead owners are skipped
       const startRuns = j;
       while (j < order.length && runs.owner[order[j]] === r) j++;
       if ((t.flags[r] & LIVE_MASK) !== F_IN_USE) continue;
-      this.emitRecord(r, paths, r < SYSTEM_RECORDS || paths.locate(r), runs, order, startRuns, j);
+      this.emitRecord(r, paths, locate(r, t, paths), runs, order, startRuns, j);
     }
   }
 
@@ -131,17 +135,25 @@ export class Assembly {
     const touched = touchedOwners(s.prev.pass.runs, s.changed);
     const moved = new Moves(s.prev, this.pass, paths);
     const reported = new Uint8Array(t.count);
+    // The earlier view's files of a record whose files may differ go first (ScanOptions.since.onEarlier).
+    const onEarlier = this.opts.since?.onEarlier;
+    const earlier = onEarlier ? (r: number) => s.prev.files.all(r, onEarlier) : () => undefined;
     let j = 0;
     for (let r = 0; r < t.count; r++) {
-      checkAborted(this.opts.signal);
+      if ((r & 1023) === 0) checkAborted(this.opts.signal);
       while (j < order.length && runs.owner[order[j]] < r) j++;
       const startRuns = j;
       while (j < order.length && runs.owner[order[j]] === r) j++;
-      if ((t.flags[r] & LIVE_MASK) !== F_IN_USE) continue;
-      const system = r < SYSTEM_RECORDS || paths.locate(r);
+      if ((t.flags[r] & LIVE_MASK) !== F_IN_USE) {
+        if (s.dirty[r]) earlier(r); // gone from this view
+        continue;
+      }
+      const system = locate(r, t, paths);
       if (s.dirty[r]) {
+        earlier(r);
         this.emitRecord(r, paths, system, runs, order, startRuns, j);
       } else if (touched.has(r) || moved.moved(r)) {
+        earlier(r);
         const span = prev.span(r);
         this.emitRecord(r, paths, system, prev.runs, prev.order, span.from, span.to);
       } else {
@@ -165,23 +177,6 @@ export class Assembly {
     if (!directory && !system && this.pass.records.parent[r] === ROOT && paths.pathAfterLocate(r).toLowerCase() === 'hiberfil.sys') this.hiberfil = r;
   }
 
-  private ranges(runs: RunTable, order: Uint32Array, from: number, to: number, stream: number): RangeSet {
-    let only = -1;
-    let b: RangeSetBuilder | null = null;
-    for (let i = from; i < to; i++) {
-      const e = order[i];
-      if (runs.stream[e] !== stream) continue;
-      if (only < 0 && !b) { only = e; continue; }
-      if (!b) {
-        b = new RangeSetBuilder(8);
-        b.add(runs.start[only], runs.end[only]);
-      }
-      b.add(runs.start[e], runs.end[e]);
-    }
-    if (b) return b.build();
-    return only < 0 ? RangeSet.EMPTY : RangeSet.of(runs.start[only], runs.end[only]);
-  }
-
   /**
    * Files record r's ranges (and its named streams') and reports it. A
    * file's path, id, own metadata and GuestFile are built only when onFile
@@ -193,28 +188,19 @@ export class Assembly {
     const seq = t.sequence[r];
     if (r !== ROOT && t.names[r] === undefined && r >= SYSTEM_RECORDS) this.anomalies.add('bad-record', `MFT record ${r} is in use but has no $FILE_NAME`);
     this.noteHiberfil(r, paths, system, directory);
-    const metaRuns = this.ranges(runs, order, from, to, META_STREAM);
+    const metaRuns = runRanges(runs, order, from, to, META_STREAM);
     if (!metaRuns.isEmpty) this.metadata.addSet(metaRuns);
-    const main = directory ? metaRuns : this.ranges(runs, order, from, to, 0);
+    const main = directory ? metaRuns : runRanges(runs, order, from, to, 0);
     this.claim(r * STREAMS, system || directory, main, directory ? RangeSet.EMPTY : metaRuns);
-    if (this.reports(main)) {
-      this.opts.onFile!({
-        id: `mft:${r}:${seq}`, path: paths.pathAfterLocate(r), size: directory ? 0 : t.size[r], directory, system, data: main,
-        meta: this.recordMeta(r, metaRuns), ref: r * STREAMS,
-      });
-    }
+    if (this.reports(main)) this.opts.onFile!(this.made!.record(r, system, main, metaRuns));
     if (directory) this.directories++;
     else this.files++;
     const named = this.pass.streams.get(r);
     if (!named) return;
     sortedStreams(named.names).forEach(({ name, k }, i) => {
-      const data = this.ranges(runs, order, from, to, k + 1);
+      const data = runRanges(runs, order, from, to, k + 1);
       this.claim(r * STREAMS + i + 1, system, data, RangeSet.EMPTY);
-      if (!this.reports(data)) return;
-      this.opts.onFile!({
-        id: `mft:${r}:${seq}:${name}`, path: `${paths.pathAfterLocate(r)}:${name}`, size: named.sizes[k], directory: false, system,
-        data, meta: RangeSet.EMPTY, ref: r * STREAMS + i + 1,
-      });
+      if (this.reports(data)) this.opts.onFile!(this.made!.stream(r, system, name, named.sizes[k], i + 1, data));
     });
   }
 
@@ -225,14 +211,6 @@ export class Assembly {
     if (!only) return true;
     for (let i = 0; i < data.count; i++) if (only.overlaps(data.start(i), data.end(i))) return true;
     return false;
-  }
-
-  /** Record r's own metadata: its MFT record and its extension records, and its metadata runs. */
-  private recordMeta(r: number, metaRuns: RangeSet): RangeSet {
-    let meta = this.vol.recordRanges(r);
-    const ext = this.extOf.get(r);
-    if (ext) for (const e of ext) meta = meta.union(this.vol.recordRanges(e));
-    return metaRuns.isEmpty ? meta : meta.union(metaRuns);
   }
 
   /** Files a stream's ranges as metadata or data, and registers them with the ownership check (owner named by ref). */
@@ -343,5 +321,92 @@ class Moves {
       this.dirMemo[d] = m = a.directoryPath(d) !== b.directoryPath(d) || a.inExtend(d) !== b.inExtend(d) ? 2 : 1;
     }
     return m === 2;
+  }
+}
+
+/**
+ * Locates live record r (Paths.locate) and says whether it is a system file.
+ * The file system's own records (0..15) are system files; a named directory
+ * among them ($Extend) has its path resolved here, in record order, as for
+ * any other directory (paths resolve alike whether or not files are reported).
+ */
+function locate(r: number, t: RecordTable, paths: Paths): boolean {
+  if (r >= SYSTEM_RECORDS) return paths.locate(r);
+  if (t.flags[r] & F_DIR && t.names[r] !== undefined) paths.directoryPath(r);
+  return true;
+}
+
+/** The byte ranges of one stream of an owner whose runs are order[from..to) (RunTable.order). */
+export function runRanges(runs: RunTable, order: Uint32Array, from: number, to: number, stream: number): RangeSet {
+  let only = -1;
+  let b: RangeSetBuilder | null = null;
+  for (let i = from; i < to; i++) {
+    const e = order[i];
+    if (runs.stream[e] !== stream) continue;
+    if (only < 0 && !b) { only = e; continue; }
+    if (!b) {
+      b = new RangeSetBuilder(8);
+      b.add(runs.start[only], runs.end[only]);
+    }
+    b.add(runs.start[e], runs.end[e]);
+  }
+  if (b) return b.build();
+  return only < 0 ? RangeSet.EMPTY : RangeSet.of(runs.start[only], runs.end[only]);
+}
+
+/**
+ * The GuestFiles of a record (its unnamed stream or directory, and its named
+ * streams), built from a finished pass: what a scan reports, and what an
+ * incremental scan of another view hands over of the earlier one.
+ */
+export class RecordFiles {
+  private index: RunIndex | null = null;
+
+  constructor(private readonly vol: VolumeView, readonly pass: MftPass, readonly paths: Paths, private readonly extOf: Map<number, number[]>) {}
+
+  record(r: number, system: boolean, main: RangeSet, metaRuns: RangeSet): GuestFile {
+    const t = this.pass.records;
+    const directory = (t.flags[r] & F_DIR) !== 0;
+    return {
+      id: `mft:${r}:${t.sequence[r]}`, path: this.paths.pathAfterLocate(r), size: directory ? 0 : t.size[r], directory, system, data: main,
+      meta: this.recordMeta(r, metaRuns), ref: r * STREAMS,
+    };
+  }
+
+  /** Named stream number `k` (1-based, in name order) of record r. */
+  stream(r: number, system: boolean, name: string, size: number, k: number, data: RangeSet): GuestFile {
+    return {
+      id: `mft:${r}:${this.pass.records.sequence[r]}:${name}`, path: `${this.paths.pathAfterLocate(r)}:${name}`, size, directory: false, system,
+      data, meta: RangeSet.EMPTY, ref: r * STREAMS + k,
+    };
+  }
+
+  /** The pass's runs by owner (sorted on first use). */
+  get runs(): RunIndex {
+    this.index ??= new RunIndex(this.pass.runs);
+    return this.index;
+  }
+
+  /** Every file of live record r, as the scan that made this pass reported them (no filesTouching). */
+  all(r: number, emit: (f: GuestFile) => void): void {
+    if (!this.pass.live(r)) return;
+    const t = this.pass.records;
+    const { runs, order } = this.runs;
+    const { from, to } = this.runs.span(r);
+    const system = r < SYSTEM_RECORDS || this.paths.locatedInExtend(r);
+    const directory = (t.flags[r] & F_DIR) !== 0;
+    const metaRuns = runRanges(runs, order, from, to, META_STREAM);
+    emit(this.record(r, system, directory ? metaRuns : runRanges(runs, order, from, to, 0), metaRuns));
+    const named = this.pass.streams.get(r);
+    if (!named) return;
+    sortedStreams(named.names).forEach(({ name, k }, i) => emit(this.stream(r, system, name, named.sizes[k], i + 1, runRanges(runs, order, from, to, k + 1))));
+  }
+
+  /** Record r's own metadata: its MFT record and its extension records, and its metadata runs. */
+  private recordMeta(r: number, metaRuns: RangeSet): RangeSet {
+    let meta = this.vol.recordRanges(r);
+    const ext = this.extOf.get(r);
+    if (ext) for (const e of ext) meta = meta.union(this.vol.recordRanges(e));
+    return metaRuns.isEmpty ? meta : meta.union(metaRuns);
   }
 }

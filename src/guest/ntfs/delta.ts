@@ -23,20 +23,26 @@ import { WINDOW, type MftMap } from './mft.js';
 import { MftPass } from './pass.js';
 import type { Paths } from './paths.js';
 import { MAGIC_FILE, RECORD_IN_USE } from './record.js';
-import { RunIndex } from './tables.js';
+import type { RunIndex } from './tables.js';
+import type { RecordFiles } from './assemble.js';
 
-/** A finished scan's pass and paths, for an incremental scan of another view. */
+/** Where a view's records lie: the volume's size, its geometry and its $MFT's map. */
+export interface Layout {
+  size: number;
+  geometry: NtfsGeometry;
+  map: MftMap;
+}
+
+/** A finished scan's pass, paths and files, for an incremental scan of another view. */
 export class NtfsResume implements ScanResume {
   readonly kind = 'ntfs' as const;
-  private index: RunIndex | null = null;
 
-  constructor(readonly size: number, readonly geometry: NtfsGeometry, readonly map: MftMap, readonly pass: MftPass, readonly paths: Paths) {}
+  constructor(readonly layout: Layout, readonly files: RecordFiles) {}
 
-  /** The earlier pass's runs by owner (sorted on first use). */
-  get runs(): RunIndex {
-    this.index ??= new RunIndex(this.pass.runs);
-    return this.index;
-  }
+  get pass(): MftPass { return this.files.pass; }
+  get paths(): Paths { return this.files.paths; }
+  /** The earlier pass's runs by owner. */
+  get runs(): RunIndex { return this.files.runs; }
 }
 
 /** The continued pass, and the owners whose entries it made again (by record number). */
@@ -45,24 +51,25 @@ export interface Continued {
   dirty: Uint8Array;
 }
 
-/** Past this many records to visit again (and half the $MFT), a full pass is about as cheap. */
+/** Past this many changed records (and half the $MFT), a full pass is about as cheap. */
 const MANY = 16384;
 
-const tooMany = (n: number, records: number) => n > MANY && n > records / 2;
-
 /**
- * Whether this view can continue from `prev`: the same geometry, and this
- * $MFT maps every record of the earlier one to the same volume bytes (it
- * may have grown).
+ * Whether view `cur` can continue from a scan of view `prev`: the same
+ * geometry, `cur`'s $MFT maps every record of `prev`'s to the same volume
+ * bytes (it may have grown), and not most of the records changed.
  */
-export function canContinue(prev: NtfsResume, size: number, g: NtfsGeometry, map: MftMap): boolean {
+export function canContinue(prev: Layout, cur: Layout, changed: RangeSet): boolean {
   const p = prev.geometry;
-  if (size !== prev.size || g.clusterSize !== p.clusterSize || g.recordSize !== p.recordSize || g.clusterCount !== p.clusterCount) return false;
-  if (map.records < prev.map.records) return false;
+  const g = cur.geometry;
+  if (cur.size !== prev.size || g.clusterSize !== p.clusterSize || g.recordSize !== p.recordSize || g.clusterCount !== p.clusterCount) return false;
+  if (cur.map.records < prev.map.records) return false;
   const bytes = prev.map.records * g.recordSize;
   const a = coalesce(prev.map.pieces(0, bytes));
-  const b = coalesce(map.pieces(0, bytes));
-  return a.length === b.length && a.every(([s, e], i) => s === b[i][0] && e === b[i][1]);
+  const b = coalesce(cur.map.pieces(0, bytes));
+  if (a.length !== b.length || a.some(([s, e], i) => s !== b[i][0] || e !== b[i][1])) return false;
+  const n = changedRecords(prev.map, cur.map, changed, g.clusterSize, g.recordSize).length;
+  return n <= MANY || n <= cur.map.records / 2;
 }
 
 function coalesce(pieces: Array<[number, number]>): Array<[number, number]> {
@@ -117,14 +124,11 @@ function rawOwner(b: Uint8Array, off: number, n: number): number {
   return (base !== 0 || refSeq(b, off + 32) !== 0) && base < 0xffffffff ? base : n;
 }
 
-/**
- * This view's pass, continued from `prev` (see the module comment), or null
- * when so much changed that a full pass is cheaper. canContinue must hold.
- */
-export async function continuePass(src: ByteSource, g: NtfsGeometry, map: MftMap, recordRanges: (n: number) => RangeSet,
-  prev: NtfsResume, changed: RangeSet, signal?: AbortSignal): Promise<Continued | null> {
-  const changedRecs = changedRecords(prev.map, map, changed, g.clusterSize, g.recordSize);
-  if (tooMany(changedRecs.length, map.records)) return null;
+/** This view's pass, continued from `prev` (see the module comment); canContinue must hold. */
+export async function continuePass(src: ByteSource, cur: Layout, recordRanges: (n: number) => RangeSet,
+  prev: NtfsResume, changed: RangeSet, signal?: AbortSignal): Promise<Continued> {
+  const { geometry: g, map } = cur;
+  const changedRecs = changedRecords(prev.layout.map, map, changed, g.clusterSize, g.recordSize);
   // Earlier owners: an extension record's base (every record whose header named a base), else the record itself.
   const baseA = new Map<number, number>();
   const extA = new Map<number, number[]>();
@@ -166,7 +170,6 @@ export async function continuePass(src: ByteSource, g: NtfsGeometry, map: MftMap
     }
   }
   const revisit = [...again].filter((n) => n < map.records).sort((x, y) => x - y);
-  if (tooMany(revisit.length, map.records)) return null;
   const pass = new MftPass(g, recordRanges, { prev: prev.pass, forget: (o) => dirty.has(o), revisit: (n) => again.has(n) });
   for (const r of dirty) pass.records.blank(r);
   for (const r of revisit) pass.records.blank(r);

@@ -141,6 +141,15 @@ export class Paths {
     return p === EXTEND || this.sysDir[p] === 1;
   }
 
+  /** What locate(r) returned, once it has run (it records nothing). */
+  locatedInExtend(r: number): boolean {
+    if (r === ROOT || (r < SYSTEM_RECORDS && this.t.names[r] === undefined)) return false;
+    if (this.t.isDirectory(r)) return this.sysDir[r] === 1 || r === EXTEND;
+    if (this.parentProblem(r)) return false;
+    const p = this.t.parent[r];
+    return p === EXTEND || this.sysDir[p] === 1;
+  }
+
   /** The path of record r, once locate(r) has run (it records nothing). */
   pathAfterLocate(r: number): string {
     if (r === ROOT) return '';

@@ -17,7 +17,7 @@ import { loadFile, streamOf, type AttrInfo } from './file.js';
 import { loadMftMap, type MftMap } from './mft.js';
 import { MftPass } from './pass.js';
 import { Assembly, STREAMS, type Since } from './assemble.js';
-import { canContinue, continuePass, NtfsResume } from './delta.js';
+import { canContinue, continuePass, NtfsResume, type Layout } from './delta.js';
 import { HIBERFILE_HEADER, hiberfileProblem, logfileProblem, VOLUME_IS_DIRTY } from './state.js';
 import { applyFixups, readHeader } from './record.js';
 import { checkIndexes } from './indexes.js';
@@ -142,8 +142,8 @@ export class NtfsVolume implements Volume {
     const free = await this.freeMap();
     const ranges = (n: number) => this.map.recordRanges(n);
     const from = opts.since && !opts.indexes ? opts.since.from : null;
-    const prev = from instanceof NtfsResume && canContinue(from, this.size, this.geometry, this.map) ? from : null;
-    const cont = prev ? await continuePass(this.src, this.geometry, this.map, ranges, prev, opts.since!.changed, opts.signal) : null;
+    const prev = from instanceof NtfsResume && canContinue(from.layout, this.layout, opts.since!.changed) ? from : null;
+    const cont = prev ? await continuePass(this.src, this.layout, ranges, prev, opts.since!.changed, opts.signal) : null;
     let pass: MftPass;
     let since: Since | undefined;
     if (cont && prev) {
@@ -163,8 +163,17 @@ export class NtfsVolume implements Volume {
     if (hib) reasons.unshift(['hibernated', hib]);
     const out: VolumeScan = { ...result.scan, state: stateOf(reasons) };
     if (result.unreported) out.unreported = result.unreported;
-    else if (opts.resumable) out.resume = new NtfsResume(this.size, this.geometry, this.map, pass, result.paths);
+    else if (opts.resumable) out.resume = new NtfsResume(this.layout, result.files);
     return out;
+  }
+
+  private get layout(): Layout {
+    return { size: this.size, geometry: this.geometry, map: this.map };
+  }
+
+  /** Whether scan({ since }) from a resumable scan of `earlier` is incremental (delta.ts: canContinue). */
+  continuesFrom(earlier: Volume, changed: RangeSet): boolean {
+    return earlier instanceof NtfsVolume && canContinue(earlier.layout, this.layout, changed);
   }
 
   /** Volume bytes of MFT record n. */
