@@ -6,7 +6,7 @@
  * data agree within the changed bytes. The hard cases: a renamed directory,
  * extension records (many hard links) that change or move, an $MFT that
  * grows, a record reused for another file, hard links, named streams, data
- * rewritten in place.
+ * rewritten in place; and a real Windows differencing disk over its parent.
  */
 import { appendFileSync, copyFileSync, linkSync, mkdirSync, readFileSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
@@ -17,6 +17,11 @@ import { checkDelta, differingSectors, longName, makeDeltaBase } from '../helper
 import { ntfsFirstByte, poke } from '../helpers/diffOracle.js';
 import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import { bufferSource } from '../../src/guest/source.js';
+import { HAVE_REAL, realPath } from '../helpers/real.js';
+import { nodeFileSystem } from '../../src/io/fsys.js';
+import { openChain } from '../../src/chain/openChain.js';
+import { ChainReader } from '../../src/chain/reader.js';
+import { chainSource } from '../../src/chain/guestSource.js';
 
 describe.skipIf(!HAVE_FUSE)('NTFS incremental scan against the full scan', () => {
   let dir = '';
@@ -139,5 +144,28 @@ describe.skipIf(!HAVE_FUSE)('NTFS incremental scan against the full scan', () =>
     const r = await agrees(a, a);
     expect(r.incremental).toBe(true);
     expect(r.reported).toBe(0);
+  });
+});
+
+describe.skipIf(!HAVE_REAL)('NTFS incremental scan on a real Windows differencing disk', () => {
+  /** The NTFS partition (MBR entry 1, sectors 128 + 6016) of a fixture's view, through vhdtool's chain reader. */
+  async function partition(name: string): Promise<Uint8Array> {
+    const chain = await openChain(nodeFileSystem, realPath(name));
+    try {
+      return await chainSource(new ChainReader(chain)).read(128 * 512, 6016 * 512);
+    } finally {
+      await chain.close();
+    }
+  }
+
+  it('dfvfs\' ntfs-differential.vhd over ntfs-parent.vhd: the child\'s view scanned from the parent\'s agrees with its full scan, and back', async () => {
+    const a = await partition('ntfs-parent.vhd');
+    const b = await partition('ntfs-differential.vhd');
+    const r = await checkDelta(a, b);
+    expect(r.problems).toEqual([]);
+    expect(r.incremental).toBe(true);
+    expect(r.reported).toBeGreaterThan(0);
+    expect(r.reported).toBeLessThan(r.total);
+    expect((await checkDelta(b, a)).problems).toEqual([]);
   });
 });
