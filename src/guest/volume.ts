@@ -124,6 +124,12 @@ export interface ScanOptions {
    * read of every directory's index; relink's proof asks for it.
    */
   indexes?: boolean;
+  /**
+   * The caller needs the scan's metadata and fileData only within these
+   * bytes (diff: those that differ). A reader may then give them clipped to
+   * them, and make its ownership cross-check (anomalies) only there.
+   */
+  within?: RangeSet;
   /** Keep what an incremental scan of another view needs (VolumeScan.resume): the reader's tables stay in memory. */
   resumable?: boolean;
   /**

@@ -239,17 +239,18 @@ export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signa
   const index = new VolumeIndex();
   const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch, claimed);
+  const watched = watch.reduce((u, w) => u.union(w), RangeSet.EMPTY);
   const scan = await vol.scan({
     signal,
     resumable: mode !== 'full',
-    onFile: mode === 'earlier' ? undefined : (f) => index.take(f, maker),
+    ...(mode === 'earlier' ? { within: watched } : { onFile: (f: GuestFile) => index.take(f, maker) }),
   });
   index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
   index.claimed = claimed.build();
   index.state = scan.state;
   index.resume = scan.resume ?? null;
   index.watch = watch;
-  index.watched = watch.reduce((u, w) => u.union(w), RangeSet.EMPTY);
+  index.watched = watched;
   index.partial = mode === 'earlier';
   return index;
 }

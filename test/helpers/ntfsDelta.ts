@@ -11,7 +11,7 @@ import { NtfsVolume } from '../../src/guest/ntfs/volume.js';
 import { mkntfs, withMounted } from './ntfsImages.js';
 import { RangeSet, RangeSetBuilder } from '../../src/guest/ranges.js';
 import { bufferSource } from '../../src/guest/source.js';
-import type { GuestFile, ScanOptions } from '../../src/guest/volume.js';
+import type { GuestFile, ScanOptions, VolumeScan } from '../../src/guest/volume.js';
 
 /** Sectors (512 bytes) where two images differ; the longer one's tail counts as differing. */
 export function differingSectors(a: Uint8Array, b: Uint8Array): RangeSet {
@@ -40,7 +40,7 @@ export interface DeltaCheck {
   total: number;
 }
 
-async function scanAll(img: Uint8Array, extra: Pick<ScanOptions, 'resumable' | 'since'> = {}, report = true) {
+async function scanAll(img: Uint8Array, extra: Pick<ScanOptions, 'resumable' | 'since' | 'within'> = {}, report = true) {
   const vol = await NtfsVolume.open(bufferSource(img));
   const files: GuestFile[] = [];
   const scan = await vol.scan({ ...(report ? { onFile: (f: GuestFile) => files.push(f) } : {}), ...extra });
@@ -55,7 +55,9 @@ export async function checkDelta(a: Uint8Array, b: Uint8Array, changed = differi
   const inc = await scanAll(b, { since: { from: A.scan.resume, changed } });
   const problems: string[] = [];
   // Again from a scan of A that reported nothing, with the earlier files handed over (diff's way).
-  const quiet = await scanAll(a, { resumable: true }, false);
+  const quiet = await scanAll(a, { resumable: true, within: changed }, false);
+  // That scan's metadata and file data are the full scan's within the changed bytes, the rest alike.
+  sameScan('A within the changed bytes', A.scan, quiet.scan, (x) => x.intersect(changed), problems);
   const earlier: GuestFile[] = [];
   const inc2 = await scanAll(b, { since: { from: quiet.scan.resume!, changed, onEarlier: (f) => earlier.push(f) } });
   const promised = (await NtfsVolume.open(bufferSource(b))).continuesFrom(quiet.vol, changed);
@@ -95,17 +97,7 @@ export async function checkDelta(a: Uint8Array, b: Uint8Array, changed = differi
     else if (g !== k) problems.push(`differs: full ${k} incremental ${g}`);
   }
   for (const [ref, k] of got) if (!expected.has(ref)) problems.push(`extra: ${k}`);
-  const same = (what: string, x: RangeSet, y: RangeSet) => {
-    if (JSON.stringify(x.toArray()) !== JSON.stringify(y.toArray())) problems.push(`${what}: full ${JSON.stringify(x.toArray())} incremental ${JSON.stringify(y.toArray())}`);
-  };
-  const within = unreported ? (x: RangeSet) => x.intersect(changed) : (x: RangeSet) => x;
-  same('metadata', within(full.scan.metadata), inc.scan.metadata);
-  same('fileData', within(full.scan.fileData), inc.scan.fileData);
-  same('free', full.scan.free, inc.scan.free);
-  if (JSON.stringify(full.scan.state) !== JSON.stringify(inc.scan.state)) problems.push(`state: ${JSON.stringify(full.scan.state)} vs ${JSON.stringify(inc.scan.state)}`);
-  if (full.scan.files !== inc.scan.files || full.scan.directories !== inc.scan.directories) {
-    problems.push(`counts: full ${full.scan.files}/${full.scan.directories}, incremental ${inc.scan.files}/${inc.scan.directories}`);
-  }
+  sameScan('B incremental', full.scan, inc.scan, unreported ? (x) => x.intersect(changed) : (x) => x, problems);
   return { problems, incremental: unreported !== undefined, reported: inc.files.length, total: full.files.length };
 }
 
@@ -136,4 +128,18 @@ export async function makeDeltaBase(file: string): Promise<string> {
     for (let i = 0; i < 30; i++) writeFileSync(path.join(m, `gamma/f${i}.txt`), `file ${i}\n`);
   });
   return file;
+}
+
+/** A scan against the full one: metadata and file data (as `clip` says), free space, state and counts. */
+function sameScan(what: string, full: VolumeScan, other: VolumeScan, clip: (x: RangeSet) => RangeSet, problems: string[]): void {
+  const same = (name: string, x: RangeSet, y: RangeSet) => {
+    if (JSON.stringify(x.toArray()) !== JSON.stringify(y.toArray())) problems.push(`${what}: ${name}: full ${JSON.stringify(x.toArray())}, this ${JSON.stringify(y.toArray())}`);
+  };
+  same('metadata', clip(full.metadata), other.metadata);
+  same('fileData', clip(full.fileData), other.fileData);
+  same('free', full.free, other.free);
+  if (JSON.stringify(full.state) !== JSON.stringify(other.state)) problems.push(`${what}: state: ${JSON.stringify(full.state)} vs ${JSON.stringify(other.state)}`);
+  if (full.files !== other.files || full.directories !== other.directories) {
+    problems.push(`${what}: counts: full ${full.files}/${full.directories}, this ${other.files}/${other.directories}`);
+  }
 }

@@ -8,7 +8,9 @@
  * the changed bytes, and those whose path or system-ness changed (a renamed
  * or replaced directory above them). The ranges filed, and the ownership
  * check, then cover the reported files, and the scan's metadata and file
- * data are given within the changed bytes only.
+ * data are given within the changed bytes only. So are they with
+ * ScanOptions.within, which, when no file is reported, lets the files with
+ * no run in those bytes be only counted.
  */
 import { checkAborted } from '../errors.js';
 import { Ownership } from '../ownership.js';
@@ -111,6 +113,8 @@ export class Assembly {
     const t = this.pass.records;
     const runs = this.pass.runs;
     const order = runs.order();
+    // Reporting nothing, and claims wanted only within some bytes: records with no run there are only counted.
+    const within = this.opts.within && !this.opts.onFile ? touchedOwners(runs, this.opts.within) : null;
     let j = 0;
     for (let r = 0; r < t.count; r++) {
       if ((r & 1023) === 0) checkAborted(this.opts.signal);
@@ -118,7 +122,9 @@ export class Assembly {
       const startRuns = j;
       while (j < order.length && runs.owner[order[j]] === r) j++;
       if ((t.flags[r] & LIVE_MASK) !== F_IN_USE) continue;
-      this.emitRecord(r, paths, locate(r, t, paths), runs, order, startRuns, j);
+      const system = locate(r, t, paths);
+      if (within && !within.has(r)) this.skip(r, paths, system);
+      else this.emitRecord(r, paths, system, runs, order, startRuns, j);
     }
   }
 
@@ -236,7 +242,8 @@ export class Assembly {
     const { owned, anomalies } = this.own.check(this.free);
     const area = this.vol.clusterArea;
     // Within the changed bytes, an incremental scan's reported files own what all files own (the others own none of them).
-    const within = this.since ? (x: RangeSet) => x.intersect(this.since!.changed) : (x: RangeSet) => x;
+    const only = this.since?.changed ?? this.opts.within;
+    const within = only ? (x: RangeSet) => x.intersect(only) : (x: RangeSet) => x;
     const allocated = within(RangeSet.of(area.start, area.end).subtract(this.free));
     const unowned = allocated.subtract(owned);
     if (!unowned.isEmpty) this.anomalies.add('unowned-allocated', `${unowned.bytes} bytes are allocated in $Bitmap but claimed by no file (first at byte ${unowned.first})`, unowned);
