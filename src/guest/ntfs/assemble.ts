@@ -171,7 +171,7 @@ export class Assembly {
     return reported;
   }
 
-  /** Counts a file the incremental scan leaves out (and notes hiberfil.sys). */
+  /** Counts a record whose files are not reported nor claimed (incremental or `within`), and notes hiberfil.sys. */
   private skip(r: number, paths: Paths, system: boolean): void {
     const directory = (this.pass.records.flags[r] & F_DIR) !== 0;
     this.noteHiberfil(r, paths, system, directory);
