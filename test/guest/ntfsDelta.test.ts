@@ -139,6 +139,17 @@ describe.skipIf(!HAVE_FUSE)('NTFS incremental scan against the full scan', () =>
     }
   });
 
+  it('an aborted signal stops an incremental scan: INTERRUPTED', async () => {
+    const [a, b] = await variant('stopped', (m) => renameSync(path.join(m, 'beta'), path.join(m, 'beta-stopped')));
+    const prev = await (await NtfsVolume.open(bufferSource(a))).scan({ resumable: true });
+    const vol = await NtfsVolume.open(bufferSource(b));
+    const stop = new AbortController();
+    stop.abort();
+    const changed = differingSectors(a, b);
+    expect(vol.continuesFrom(await NtfsVolume.open(bufferSource(a)), changed)).toBe(true);
+    await expect(vol.scan({ signal: stop.signal, since: { from: prev.resume!, changed } })).rejects.toMatchObject({ code: 'INTERRUPTED' });
+  });
+
   it('nothing changed: nothing is reported', async () => {
     const a = new Uint8Array(readFileSync(base));
     const r = await agrees(a, a);
