@@ -85,6 +85,26 @@ export interface VolumeScan {
   anomalies: Anomaly[];
   files: number;
   directories: number;
+  /** With ScanOptions.resumable, from a reader that can scan incrementally: what a later `since` scan starts from. */
+  resume?: ScanResume;
+  /**
+   * Set only by an incremental scan (ScanOptions.since) that the reader
+   * could make: true for the `ref` of a file of the earlier scan that this
+   * scan left out of onFile because it is the same file in this view (same
+   * id, path, size, directory, system, data and meta), none of whose data or
+   * meta bytes is in `changed`. Every other file of this view went to
+   * onFile. In such a scan `metadata` and `fileData` hold only their bytes in
+   * `changed`, and `anomalies` only what was found in what was read again.
+   */
+  unreported?: (ref: number) => boolean;
+}
+
+/**
+ * A scan's state kept for an incremental scan of another view of the same
+ * volume (reader-private: only the reader that made it reads it).
+ */
+export interface ScanResume {
+  readonly kind: FsKind;
 }
 
 export interface ScanOptions {
@@ -104,6 +124,35 @@ export interface ScanOptions {
    * read of every directory's index; relink's proof asks for it.
    */
   indexes?: boolean;
+  /**
+   * The caller needs the scan's metadata and fileData only within these
+   * bytes (diff: those that differ). A reader may then give them clipped to
+   * them, and make its ownership cross-check (anomalies) only there.
+   */
+  within?: RangeSet;
+  /** Keep what an incremental scan of another view needs (VolumeScan.resume): the reader's tables stay in memory. */
+  resumable?: boolean;
+  /**
+   * Scan incrementally: `from` is a resumable scan of another view of this
+   * volume (the same partition through another disk), `changed` every
+   * volume byte where the two views may differ. Files the earlier scan found
+   * that are the same in this view may be left out of onFile (see
+   * VolumeScan.unreported). A reader that cannot (another kind of volume, a
+   * layout that moved, ScanOptions.indexes) scans in full.
+   */
+  since?: {
+    from: ScanResume;
+    changed: RangeSet;
+    /**
+     * Called, in an incremental scan, with the earlier view's version of
+     * every file that may differ: each earlier file whose data or meta has a
+     * byte in `changed`, and each earlier file with the ref of a file this
+     * scan reports; before onFile gets this view's files of that record. So
+     * the earlier scan itself need not have reported any file (see
+     * Volume.continuesFrom).
+     */
+    onEarlier?: (f: GuestFile) => void;
+  };
 }
 
 export interface Volume {
@@ -119,6 +168,12 @@ export interface Volume {
   scan(opts?: ScanOptions): Promise<VolumeScan>;
   /** A file's logical content (zeros for sparse parts), in order, `size` bytes in all. */
   readContent(f: GuestFile): AsyncIterable<Uint8Array>;
+  /**
+   * Whether scan({ since: { from, changed } }), `from` a resumable scan of
+   * `earlier` (another view of this volume), will be incremental; readers
+   * that cannot scan incrementally leave it out.
+   */
+  continuesFrom?(earlier: Volume, changed: RangeSet): boolean;
 }
 
 /** A partition whose content is recognised but not read (BitLocker, LVM, LUKS, exFAT...), or not recognised at all. */

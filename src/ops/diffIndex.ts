@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { VhdToolError } from '../errors.js';
 import { GuestError } from '../guest/errors.js';
 import { RangeSet, RangeSetBuilder } from '../guest/ranges.js';
-import type { GuestFile, Volume, VolumeState } from '../guest/volume.js';
+import type { GuestFile, ScanResume, Volume, VolumeState } from '../guest/volume.js';
 
 export interface Light {
   id: string;
@@ -64,9 +64,28 @@ export class VolumeIndex {
   claimed: RangeSet = RangeSet.EMPTY;
   /** The volume's state as its scan found it (clean, dirty, ...). */
   state: VolumeState | null = null;
+  /** The reader's state for an incremental scan of the other side (indexVolume with resumable), until that scan takes it. */
+  resume: ScanResume | null = null;
+  /** Every byte of the watch sets the scan measured against. */
+  watched: RangeSet = RangeSet.EMPTY;
+  /** The watch sets themselves. */
+  watch: readonly RangeSet[] = [];
+  /**
+   * Holds only files handed over later (indexVolume with `earlier`): the
+   * incremental scan of the other side adds the earlier version of each
+   * file that may differ (compareVolume); every other file is the same there.
+   */
+  partial = false;
 
   get count(): number {
     return this.ids.length;
+  }
+
+  /** Measures a scanned file and keeps it (the root apart). */
+  take(f: GuestFile, maker: LightMaker): void {
+    maker.measure(f);
+    if (f.path === '') this.root = maker.light(f);
+    else this.add(f, maker);
   }
 
   /** Adds a scanned file as measured (a second one with an id already held is ignored). */
@@ -104,6 +123,7 @@ export class VolumeIndex {
   }
 
   size(i: number): number { return this.sizes[i]; }
+  ref(i: number): number { return this.refs[i]; }
   layout(i: number): number { return this.layouts[i]; }
   touched(i: number): number { return this.touchedBits[i]; }
   directory(i: number): boolean { return (this.flags[i] & DIRECTORY) !== 0; }
@@ -208,22 +228,30 @@ export class LightMaker {
   }
 }
 
-/** Scans a volume's metadata into an index (no file data is read); `watch[0]` are the bytes that differ. */
-export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal): Promise<VolumeIndex> {
+/**
+ * Scans a volume's metadata into an index (no file data is read); `watch[0]`
+ * are the bytes that differ. `resumable`: the index keeps what the reader
+ * offers for an incremental scan of the other side (VolumeIndex.resume);
+ * `earlier` (with resumable): no file is indexed now, the other side's scan
+ * hands over those that may differ (VolumeIndex.partial).
+ */
+export async function indexVolume(vol: Volume, watch: readonly RangeSet[], signal?: AbortSignal, mode: 'full' | 'resumable' | 'earlier' = 'full'): Promise<VolumeIndex> {
   const index = new VolumeIndex();
   const claimed = new RangeSetBuilder();
   const maker = new LightMaker(watch, claimed);
+  const watched = watch.reduce((u, w) => u.union(w), RangeSet.EMPTY);
   const scan = await vol.scan({
     signal,
-    onFile: (f) => {
-      maker.measure(f);
-      if (f.path === '') index.root = maker.light(f);
-      else index.add(f, maker);
-    },
+    resumable: mode !== 'full',
+    ...(mode === 'earlier' ? { within: watched } : { onFile: (f: GuestFile) => index.take(f, maker) }),
   });
   index.metadata = watch.length ? scan.metadata.intersect(watch[0]) : RangeSet.EMPTY;
   index.claimed = claimed.build();
   index.state = scan.state;
+  index.resume = scan.resume ?? null;
+  index.watch = watch;
+  index.watched = watched;
+  index.partial = mode === 'earlier';
   return index;
 }
 

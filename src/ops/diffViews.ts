@@ -188,11 +188,11 @@ async function diffPair(p: Pair, A: ViewSide, B: ViewSide, differing: RangeSet, 
 }
 
 /** Scans one side's volume into an index, with progress, its errors attributed to the disk and partition. */
-function indexSide(index: number, vol: Volume, side: ViewSide, watch: RangeSet[], opts: ViewsOptions) {
+function indexSide(index: number, vol: Volume, side: ViewSide, watch: RangeSet[], opts: ViewsOptions, mode: 'full' | 'resumable' | 'earlier' = 'full') {
   const progress = opts.progress ?? noopProgress;
   return withBlame(index, vol.kind, side, () => {
     progress.start(`reading partition ${index} (${vol.kind}) of ${side.path}`, 0);
-    return indexVolume(vol, watch, opts.signal).finally(() => progress.done());
+    return indexVolume(vol, watch, opts.signal, mode).finally(() => progress.done());
   });
 }
 
@@ -204,22 +204,38 @@ async function oneSidedPair(d: PartitionDiff, A: ViewSide, B: ViewSide, opts: Vi
   if (d.volA && d.volB) d.note = `reformatted: ${d.volA.kind} on the old side, ${d.volB.kind} on the new`;
 }
 
-/** One file system on both sides: A's scan indexed, B's matched against it, the files that may differ read. */
+/**
+ * One file system on both sides: A's scan indexed, B's matched against it,
+ * the files that may differ read. At the same place on both sides, B's scan
+ * may continue from A's (compareVolume); when B's reader says it will, and
+ * no common ancestor's ids are to be checked (that needs every file of A),
+ * A's scan indexes nothing and B's hands over A's files that may differ.
+ */
 async function comparedPair(d: PartitionDiff, p: Pair, volA: Volume, volB: Volume, A: ViewSide, B: ViewSide,
   localA: RangeSet, localB: RangeSet, opts: ViewsOptions): Promise<void> {
   const progress = opts.progress ?? noopProgress;
   const torn = opts.torn ?? RangeSet.EMPTY;
-  const idx = await indexSide(p.index, volA, A, [localA, local(torn, p.a)], opts);
+  const watchA = [localA, local(torn, p.a)];
+  const watchB = [localB, local(torn, p.b)];
+  const changed = [...watchA, ...watchB].reduce((u, w) => u.union(w), RangeSet.EMPTY);
+  const same = d.layout !== 'moved';
+  const earlier = same && !opts.ancestor && volB.continuesFrom?.(volA, changed) === true;
   const known = opts.ancestor ? await ancestorIds(p, opts.ancestor, opts) : null;
-  progress.start(`reading partition ${p.index} (${volB.kind}) of ${B.path}`, 0);
-  d.changes = await compareVolume(idx, volA, volB, [localB, local(torn, p.b)], {
-    bitA: 1, bitB: 1, seen: 1, changedA: localA, changedB: localB, readAll: d.layout === 'moved',
-    tornBitA: torn.isEmpty ? 0 : 2, tornBitB: torn.isEmpty ? 0 : 2,
-    sameFile: known ? (id) => known.has(id) : undefined,
-  }, {
-    signal: opts.signal, progress, label: `partition ${p.index}`, afterScan: () => progress.done(),
-    blame: (e, side) => blame(e, p.index, volB.kind, side === 'a' ? A : B),
-  });
+  const compare = async (mode: 'full' | 'resumable' | 'earlier') => {
+    const idx = await indexSide(p.index, volA, A, watchA, opts, mode);
+    progress.start(`reading partition ${p.index} (${volB.kind}) of ${B.path}`, 0);
+    return compareVolume(idx, volA, volB, watchB, {
+      bitA: 1, bitB: 1, seen: 1, changedA: localA, changedB: localB, readAll: d.layout === 'moved',
+      tornBitA: torn.isEmpty ? 0 : 2, tornBitB: torn.isEmpty ? 0 : 2,
+      sameFile: known ? (id) => known.has(id) : undefined,
+    }, {
+      signal: opts.signal, progress, label: `partition ${p.index}`, afterScan: () => progress.done(),
+      blame: (e, side) => blame(e, p.index, volB.kind, side === 'a' ? A : B),
+    });
+  };
+  const changes = (earlier ? await compare('earlier') : null) ?? await compare(same ? 'resumable' : 'full');
+  if (!changes) throw new VhdToolError('INTERNAL', `partition ${p.index}: no comparison was made (please report this)`);
+  d.changes = changes;
   if (d.layout === 'moved') d.note = `moved from byte ${p.a!.partition.start} to ${p.b!.partition.start}: every file of equal size was read`;
 }
 

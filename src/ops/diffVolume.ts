@@ -185,9 +185,18 @@ class Collector {
  * Compares volume B (scanned now) with the index of volume A. `watchB` are
  * the sets B's files are checked against (Comparison.bitB and tornBitB
  * index into it; watchB[0] are the differing bytes).
+ *
+ * When the index holds the reader's state (indexVolume with resumable) and
+ * the volumes sit at the same place, B is scanned incrementally: its reader
+ * may leave out every file that is the same as A's and touched by no watch
+ * set of either side, which is exactly a file `unchanged` would accept; those
+ * are matched here by the reader's word (VolumeScan.unreported). A partial
+ * index (VolumeIndex.partial) gets A's files that may differ from B's scan;
+ * null is returned when B's reader did not scan incrementally after all
+ * (then A must be indexed in full).
  */
 export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volume, watchB: readonly RangeSet[], c: Comparison,
-  opts: CompareVolumeOptions = {}): Promise<VolumeChanges> {
+  opts: CompareVolumeOptions = {}): Promise<VolumeChanges | null> {
   const col = new Collector(c, index);
   const claimedB = new RangeSetBuilder();
   const maker = new LightMaker(watchB, claimedB);
@@ -195,8 +204,16 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
   // Both scans usually report files in the same order (MFT record, inode, directory walk): the record after
   // the last one matched is tried before the map.
   let next = 0;
+  const changed = watchB.reduce((u, w) => u.union(w), index.watched);
+  // A partial index gets A's files that may differ as B's scan hands them over, measured as indexVolume measures.
+  const claimedA = new RangeSetBuilder();
+  const makerA = new LightMaker(index.watch, claimedA);
+  const onEarlier = index.partial ? (f: GuestFile) => index.take(f, makerA) : undefined;
+  const since = index.resume && !c.readAll ? { from: index.resume, changed, onEarlier } : undefined;
+  index.resume = null; // the reader's own reference is all that keeps it
   const scanB = await volB.scan({
     signal: opts.signal,
+    since,
     onFile: (f) => {
       maker.measure(f);
       if (f.path === '') {
@@ -212,6 +229,11 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
       col.fromB(maker.light(f), i);
     },
   }).catch((e: unknown) => { throw blame(e, 'b'); }).finally(() => opts.afterScan?.());
+  if (index.partial) {
+    if (!scanB.unreported) return null;
+    index.claimed = index.claimed.union(claimedA.build());
+  }
+  if (scanB.unreported) sameAsBefore(col, index, c, scanB.unreported);
   for (let i = 0; i < index.count; i++) col.fromA(i);
   col.root(index.root, c.bitA, c.changedA);
   // Differing bytes of metadata that no file claims: the file system's own structures.
@@ -221,6 +243,20 @@ export async function compareVolume(index: VolumeIndex, volA: Volume, volB: Volu
   out.stateA = index.state;
   out.stateB = scanB.state;
   return out;
+}
+
+/**
+ * A's files that an incremental scan of B left out because they are the
+ * same there: found on B, unchanged, as `unchanged` would have decided;
+ * unless the two sides only share the id and not the file (Comparison.sameFile),
+ * when B's file is another one, added (and A's deleted).
+ */
+function sameAsBefore(col: Collector, index: VolumeIndex, c: Comparison, unreported: (ref: number) => boolean): void {
+  for (let i = 0; i < index.count; i++) {
+    if (index.seen[i] & c.seen || !unreported(index.ref(i))) continue;
+    if (c.sameFile && !c.sameFile(index.ids[i])) col.fromB(index.light(i), -1);
+    else index.seen[i] |= c.seen;
+  }
 }
 
 /** Reads the candidates on both sides; those whose contents differ are modified. */

@@ -46,16 +46,36 @@ export interface Extension {
 
 const RANK_OF_NAMESPACE = [2, 3, 1, 3]; // POSIX, Win32, DOS, Win32+DOS
 
+/** A name found in an extension record whose base comes later in the MFT. */
+export interface PendingName {
+  owner: number;
+  name: string;
+  rank: number;
+  parent: number;
+  parentSeq: number;
+}
+
+/**
+ * What a pass knew of another view of this volume, to continue from it
+ * (delta.ts): everything but what it knew of the owners `forget` names and
+ * of the records `revisit` names, which are then visited again.
+ */
+export interface PassStart {
+  prev: MftPass;
+  forget: (owner: number) => boolean;
+  revisit: (record: number) => boolean;
+}
+
 export class MftPass {
-  readonly records = new RecordTable();
+  readonly records: RecordTable;
+  /** Runs the pass found (a continued pass: only those of the records it visited). */
   readonly runs = new RunTable();
   /** Named $DATA streams per base record: names in order of first sight (stream k is names[k-1]) and sizes. */
-  readonly streams = new Map<number, { names: string[]; sizes: number[] }>();
-  readonly extensions: Extension[] = [];
-  /** Names found in extension records whose base comes later in the MFT. */
-  readonly pendingNames: Array<{ owner: number; name: string; rank: number; parent: number; parentSeq: number }> = [];
+  readonly streams: Map<number, { names: string[]; sizes: number[] }>;
+  readonly extensions: Extension[];
+  readonly pendingNames: PendingName[];
   /** Unnamed $DATA sizes found in extension records: [base, size]. */
-  readonly extSizes: Array<[number, number]> = [];
+  readonly extSizes: Array<[number, number]>;
   readonly anomalies = new AnomalyLog();
   private readonly cs: number;
   /** Reused per record: the header, and the record being walked (so the attribute visitor is one function). */
@@ -66,8 +86,45 @@ export class MftPass {
   private current = 0;
   private readonly visitAttr = (a: Attr): void => this.attribute(this.buf, a, this.owner, this.current);
 
-  constructor(private readonly g: NtfsGeometry, private readonly recordRanges: (n: number) => RangeSet) {
+  constructor(private readonly g: NtfsGeometry, private readonly recordRanges: (n: number) => RangeSet, start?: PassStart) {
     this.cs = g.clusterSize;
+    if (!start) {
+      this.records = new RecordTable();
+      this.streams = new Map();
+      this.extensions = [];
+      this.pendingNames = [];
+      this.extSizes = [];
+      return;
+    }
+    const { prev, forget, revisit } = start;
+    this.records = prev.records.clone();
+    this.streams = new Map([...prev.streams].filter(([o]) => !forget(o)));
+    this.extensions = prev.extensions.filter((e) => !revisit(e.record));
+    this.pendingNames = prev.pendingNames.filter((p) => !forget(p.owner));
+    this.extSizes = prev.extSizes.filter(([o]) => !forget(o));
+  }
+
+  /** Record r is in use, a base record, and not torn or malformed: a file. */
+  live(r: number): boolean {
+    const t = this.records;
+    return r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
+  }
+
+  /**
+   * Once every record has been visited: names and sizes found in extension
+   * records visited before their base go to the base, when it is a file.
+   */
+  settle(): void {
+    const t = this.records;
+    for (const p of this.pendingNames) {
+      if (this.live(p.owner) && p.rank > t.nameRank[p.owner]) this.setName(p.owner, p.name, p.rank, p.parent, p.parentSeq);
+    }
+    for (const [base, size] of this.extSizes) if (this.live(base)) t.size[base] = size;
+  }
+
+  /** Named $DATA streams of base record r. */
+  streamsOf(r: number): { names: string[]; sizes: number[] } | undefined {
+    return this.streams.get(r);
   }
 
   visitWindow(buf: Uint8Array, first: number, count: number): void {
@@ -75,7 +132,8 @@ export class MftPass {
     for (let k = 0; k < count; k++) this.visitRecord(buf, k * size, first + k);
   }
 
-  private visitRecord(b: Uint8Array, off: number, n: number): void {
+  /** Visits record n, whose bytes are at `off` in `b` (fixups are applied in place). */
+  visitRecord(b: Uint8Array, off: number, n: number): void {
     const magic = u32(b, off);
     if (magic !== MAGIC_FILE && magic !== MAGIC_BAAD) return; // never used
     if (!(u16(b, off + 22) & RECORD_IN_USE)) return;
@@ -128,14 +186,16 @@ export class MftPass {
     const ns = a.nonResident || a.valueLength < 0x42 ? -1 : b[a.valueOffset + 0x41];
     const rank = RANK_OF_NAMESPACE[ns] ?? 0;
     const t = this.records;
+    // A name in an extension record (many hard links) whose base comes later waits for it (pendingNames);
+    // one whose base came earlier competes with the base's names.
     const wins = owner !== n
-      ? owner >= t.count || rank > t.nameRank[owner] // a name in an extension record (many hard links)
+      ? owner > n || rank > t.nameRank[owner]
       : rank > t.nameRank[n] || (rank === t.nameRank[n] && a.instance < t.nameInstance[n]);
     const fits = ns >= 0 && b[a.valueOffset + 0x40] > 0 && 0x42 + 2 * b[a.valueOffset + 0x40] <= a.valueLength;
     if (!wins && fits) return;
     const fn = fileName(b, a);
     if (!fn) return this.anomalies.add('bad-record', `MFT record ${n}: a $FILE_NAME that does not fit its attribute`);
-    if (owner >= t.count) {
+    if (owner > n) {
       this.pendingNames.push({ owner, name: fn.name, rank, parent: fn.parentRecord, parentSeq: fn.parentSeq });
       return;
     }

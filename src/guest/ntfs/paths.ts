@@ -102,6 +102,16 @@ export class Paths {
     return this.dirs.get(d) as string;
   }
 
+  /** The path of directory d (resolved as locate resolves it), for comparing two views' paths. */
+  directoryPath(d: number): string {
+    return this.dirPath(d);
+  }
+
+  /** Whether directory d, once resolved, lies under $Extend (its files are system files). */
+  inExtend(d: number): boolean {
+    return this.sysDir[d] === 1;
+  }
+
   /** The path of record r (a file or a directory), and whether it lies under $Extend. */
   pathOf(r: number): { path: string; underExtend: boolean } {
     const underExtend = this.locate(r);
@@ -128,6 +138,15 @@ export class Paths {
     }
     const p = this.t.parent[r];
     if (!this.fits(this.dirPath(p), this.name(r))) this.orphans.push({ record: r, why: `its path would be longer than ${MAX_PATH} characters` });
+    return p === EXTEND || this.sysDir[p] === 1;
+  }
+
+  /** What locate(r) returned, once it has run (it records nothing). */
+  locatedInExtend(r: number): boolean {
+    if (r === ROOT || (r < SYSTEM_RECORDS && this.t.names[r] === undefined)) return false;
+    if (this.t.isDirectory(r)) return this.sysDir[r] === 1 || r === EXTEND;
+    if (this.parentProblem(r)) return false;
+    const p = this.t.parent[r];
     return p === EXTEND || this.sysDir[p] === 1;
   }
 

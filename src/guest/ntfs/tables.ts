@@ -49,6 +49,34 @@ export class RecordTable {
     this.size = grow(this.size, r + 1);
     this.count = r + 1;
   }
+
+  /** A copy (its own arrays; the name strings are shared). */
+  clone(): RecordTable {
+    const c = new RecordTable();
+    c.count = this.count;
+    c.flags = this.flags.slice();
+    c.sequence = this.sequence.slice();
+    c.parent = this.parent.slice();
+    c.parentSeq = this.parentSeq.slice();
+    c.nameRank = this.nameRank.slice();
+    c.nameInstance = this.nameInstance.slice();
+    c.size = this.size.slice();
+    c.names = this.names.slice();
+    return c;
+  }
+
+  /** Forgets record r: its slot as a record never seen (not in use, no name, no parent). */
+  blank(r: number): void {
+    if (r >= this.flags.length) return;
+    this.flags[r] = 0;
+    this.sequence[r] = 0;
+    this.parent[r] = NO_PARENT_SLOT;
+    this.parentSeq[r] = 0;
+    this.nameRank[r] = 0;
+    this.nameInstance[r] = 0;
+    this.size[r] = 0;
+    if (r < this.names.length) this.names[r] = undefined;
+  }
 }
 
 /** Stream number of a record's metadata attributes ($INDEX_ALLOCATION, non-resident lists, $EA...). */
@@ -96,5 +124,33 @@ export class RunTable {
     const o = this.owner;
     const s = this.stream;
     return idx.sort((a, b) => o[a] - o[b] || s[a] - s[b] || a - b);
+  }
+}
+
+/**
+ * A RunTable's entries by owner: `order` sorts them by owner then stream
+ * (RunTable.order), and `span(r)` finds owner r's entries in it.
+ */
+export class RunIndex {
+  readonly order: Uint32Array;
+
+  constructor(readonly runs: RunTable) {
+    this.order = runs.order();
+  }
+
+  /** Owner r's entries: order[from..to). */
+  span(r: number): { from: number; to: number } {
+    const o = this.order;
+    const owner = this.runs.owner;
+    let lo = 0;
+    let hi = o.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (owner[o[mid]] < r) lo = mid + 1;
+      else hi = mid;
+    }
+    let to = lo;
+    while (to < o.length && owner[o[to]] === r) to++;
+    return { from: lo, to };
   }
 }

@@ -16,7 +16,8 @@ import { compressedChunks, readStream, streamChunks } from './content.js';
 import { loadFile, streamOf, type AttrInfo } from './file.js';
 import { loadMftMap, type MftMap } from './mft.js';
 import { MftPass } from './pass.js';
-import { Assembly, STREAMS } from './assemble.js';
+import { Assembly, STREAMS, type Since } from './assemble.js';
+import { canContinue, continuePass, NtfsResume, type Layout } from './delta.js';
 import { HIBERFILE_HEADER, hiberfileProblem, logfileProblem, VOLUME_IS_DIRTY } from './state.js';
 import { applyFixups, readHeader } from './record.js';
 import { checkIndexes } from './indexes.js';
@@ -128,21 +129,51 @@ export class NtfsVolume implements Volume {
     return differ;
   }
 
+  /**
+   * One pass over the MFT, then the assembly. With ScanOptions.since (and
+   * without `indexes`), when this view can continue from the earlier scan
+   * (delta.ts: same geometry, its records at the same bytes), only the
+   * records that may differ are read and only the files that may differ
+   * are reported; an incremental scan keeps no state to resume from.
+   */
   async scan(opts: ScanOptions = {}): Promise<VolumeScan> {
     const reasons = await this.stateReasons();
     const mirror = await this.mirrorMismatch();
     const free = await this.freeMap();
-    const pass = new MftPass(this.geometry, (n) => this.map.recordRanges(n));
-    await this.map.forEachWindow(this.src, (buf, first, count) => pass.visitWindow(buf, first, count), opts.signal);
+    const ranges = (n: number) => this.map.recordRanges(n);
+    const from = opts.since && !opts.indexes ? opts.since.from : null;
+    const prev = from instanceof NtfsResume && canContinue(from.layout, this.layout, opts.since!.changed) ? from : null;
+    const cont = prev ? await continuePass(this.src, this.layout, ranges, prev, opts.since!.changed, opts.signal) : null;
+    let pass: MftPass;
+    let since: Since | undefined;
+    if (cont && prev) {
+      pass = cont.pass;
+      since = { prev, changed: opts.since!.changed, dirty: cont.dirty };
+    } else {
+      pass = new MftPass(this.geometry, ranges);
+      await this.map.forEachWindow(this.src, (buf, first, count) => pass.visitWindow(buf, first, count), opts.signal);
+    }
     if (mirror.length) pass.anomalies.add('mirror-mismatch', `$MFTMirr does not match $MFT for record${mirror.length > 1 ? 's' : ''} ${mirror.join(', ')}`);
-    const result = new Assembly(this, pass, free, opts).run();
+    const result = new Assembly(this, pass, free, opts, since).run();
     if (opts.indexes) {
       const v = { src: this.src, clusterSize: this.clusterSize, load: (n: number) => this.load(n), recordRanges: (n: number) => this.recordRanges(n) };
       result.scan.anomalies.push(...await checkIndexes(v, pass.records, opts.signal));
     }
     const hib = result.hiberfil >= 0 ? await this.hiberfil(result.hiberfil) : null;
     if (hib) reasons.unshift(['hibernated', hib]);
-    return { ...result.scan, state: stateOf(reasons) };
+    const out: VolumeScan = { ...result.scan, state: stateOf(reasons) };
+    if (result.unreported) out.unreported = result.unreported;
+    else if (opts.resumable) out.resume = new NtfsResume(this.layout, result.files);
+    return out;
+  }
+
+  private get layout(): Layout {
+    return { size: this.size, geometry: this.geometry, map: this.map };
+  }
+
+  /** Whether scan({ since }) from a resumable scan of `earlier` is incremental (delta.ts: canContinue). */
+  continuesFrom(earlier: Volume, changed: RangeSet): boolean {
+    return earlier instanceof NtfsVolume && canContinue(earlier.layout, this.layout, changed);
   }
 
   /** Volume bytes of MFT record n. */
