@@ -19,9 +19,7 @@ import type { GuestFile, ScanOptions, VolumeScan } from '../volume.js';
 import type { NtfsResume } from './delta.js';
 import type { AnomalyLog, MftPass } from './pass.js';
 import { Paths, ROOT, SYSTEM_RECORDS } from './paths.js';
-import { F_BAD, F_DIR, F_EXTENSION, F_IN_USE, META_STREAM, NO_PARENT_SLOT, RunIndex, type RecordTable, type RunTable } from './tables.js';
-
-const LIVE_MASK = F_IN_USE | F_EXTENSION | F_BAD;
+import { F_DIR, F_IN_USE, LIVE_MASK, META_STREAM, NO_PARENT_SLOT, RunIndex, type RecordTable, type RunTable } from './tables.js';
 
 /** A stream number's room in GuestFile.ref (record * STREAMS + stream). */
 export const STREAMS = 65536;
@@ -71,7 +69,7 @@ export class Assembly {
     this.checkExtensions();
     const paths = new Paths({
       count: t.count,
-      inUse: (r) => (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE,
+      inUse: (r) => t.live(r),
       isDirectory: (r) => (t.flags[r] & F_DIR) !== 0,
       sequence: t.sequence, parent: t.parent, parentSeq: t.parentSeq, names: t.names,
     });

@@ -61,9 +61,8 @@ export async function checkIndexes(v: IndexVolume, t: RecordTable, signal?: Abor
   const log = new AnomalyLog();
   const named = new Uint8Array(t.count);
   const budget = { left: Math.max(BUDGET_MIN, t.count * BUDGET_PER_RECORD), over: false };
-  const live = (r: number) => r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
   for (let d = 0; d < t.count; d++) {
-    if (!live(d) || !(t.flags[d] & F_DIR)) continue;
+    if (!t.live(d) || !(t.flags[d] & F_DIR)) continue;
     if ((d & 255) === 0) checkAborted(signal);
     const dir: Dir = { record: d, name: `directory ${t.names[d] !== undefined && d !== ROOT ? `'${t.names[d]}' ` : d === ROOT ? '(root) ' : ''}(MFT record ${d})`, where: v.recordRanges(d) };
     try {
@@ -78,7 +77,7 @@ export async function checkIndexes(v: IndexVolume, t: RecordTable, signal?: Abor
   for (let r = 0; r < t.count; r++) {
     const p = t.parent[r];
     // Orphans (a parent not in use, reused, or not a directory) are the path pass's to report.
-    if (named[r] || !live(r) || t.nameRank[r] === 0 || p === NO_PARENT_SLOT || !live(p) || !(t.flags[p] & F_DIR)) continue;
+    if (named[r] || !t.live(r) || t.nameRank[r] === 0 || p === NO_PARENT_SLOT || !t.live(p) || !(t.flags[p] & F_DIR)) continue;
     if (t.parentSeq[r] !== 0 && t.parentSeq[r] !== t.sequence[p]) continue;
     if (r === ROOT) continue;
     log.add('unindexed', `MFT record ${r} ('${t.names[r] ?? ''}') is in use, but the index of its directory (MFT record ${p}) does not name it`, v.recordRanges(r));

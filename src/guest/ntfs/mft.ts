@@ -57,11 +57,11 @@ export class MftMap {
     return b.build();
   }
 
-  /** Reads MFT bytes [pos, pos + length) into `into` at `at`. */
+  /** Reads MFT bytes [pos, pos + length) into `into` at `at` (straight into it where the source can). */
   async readInto(src: ByteSource, pos: number, length: number, into: Uint8Array, at = 0): Promise<void> {
     let off = at;
     for (const [s, e] of this.pieces(pos, length)) {
-      into.set(await readChecked(src, s, e - s, '$MFT'), off);
+      await readCheckedInto(src, s, into.subarray(off, off + e - s), '$MFT');
       off += e - s;
     }
   }
@@ -87,13 +87,9 @@ export class MftMap {
     const size = Math.min(per, this.records) * this.recordSize;
     const buffers = [new Uint8Array(size), new Uint8Array(size)];
     const load = async (first: number, buf: Uint8Array): Promise<Uint8Array> => {
-      const count = Math.min(per, this.records - first);
-      let at = 0;
-      for (const [s, e] of this.pieces(first * this.recordSize, count * this.recordSize)) {
-        await readCheckedInto(src, s, buf.subarray(at, at + e - s), '$MFT');
-        at += e - s;
-      }
-      return buf.subarray(0, at);
+      const length = Math.min(per, this.records - first) * this.recordSize;
+      await this.readInto(src, first * this.recordSize, length, buf);
+      return buf.subarray(0, length);
     };
     let next = this.records > 0 ? load(0, buffers[0]) : null;
     for (let first = 0, k = 1; next; first += per, k ^= 1) {

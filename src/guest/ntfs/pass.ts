@@ -106,8 +106,7 @@ export class MftPass {
 
   /** Record r is in use, a base record, and not torn or malformed: a file. */
   live(r: number): boolean {
-    const t = this.records;
-    return r < t.count && (t.flags[r] & (F_IN_USE | F_EXTENSION | F_BAD)) === F_IN_USE;
+    return this.records.live(r);
   }
 
   /**
@@ -120,11 +119,6 @@ export class MftPass {
       if (this.live(p.owner) && p.rank > t.nameRank[p.owner]) this.setName(p.owner, p.name, p.rank, p.parent, p.parentSeq);
     }
     for (const [base, size] of this.extSizes) if (this.live(base)) t.size[base] = size;
-  }
-
-  /** Named $DATA streams of base record r. */
-  streamsOf(r: number): { names: string[]; sizes: number[] } | undefined {
-    return this.streams.get(r);
   }
 
   visitWindow(buf: Uint8Array, first: number, count: number): void {

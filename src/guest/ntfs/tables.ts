@@ -17,6 +17,8 @@ export const F_IN_USE = 1;
 export const F_DIR = 2;
 export const F_EXTENSION = 4;
 export const F_BAD = 8;
+/** Flags of a file: in use, and neither an extension record nor torn or malformed (flags & LIVE_MASK === F_IN_USE). */
+export const LIVE_MASK = F_IN_USE | F_EXTENSION | F_BAD;
 
 /** Per-record facts, indexed by record number. */
 export class RecordTable {
@@ -48,6 +50,11 @@ export class RecordTable {
     this.nameInstance = grow(this.nameInstance, r + 1);
     this.size = grow(this.size, r + 1);
     this.count = r + 1;
+  }
+
+  /** Record r is in use, a base record, and not torn or malformed: a file. */
+  live(r: number): boolean {
+    return r < this.count && (this.flags[r] & LIVE_MASK) === F_IN_USE;
   }
 
   /** A copy (its own arrays; the name strings are shared). */
