@@ -18,10 +18,11 @@
  *
  * The PRNG fixes what is written where; ntfs-3g places it.
  */
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, openSync, closeSync, writeSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, openSync, closeSync, writeSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { mulberry32 } from '../src/synth/random.js';
+import { withNtfs } from './bench-ntfs.js';
 
 export const DIFF_GEN_VERSION = 'g1';
 
@@ -76,25 +77,6 @@ function sh(cmd: string, args: string[]): string {
   if (r.error) throw r.error;
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}: ${r.stderr}`);
   return r.stdout;
-}
-
-/** Mounts `img` with ntfs-3g in the foreground, runs `fn` on the mount point, unmounts and waits for ntfs-3g to exit. */
-async function withNtfs(img: string, fn: (mnt: string) => void): Promise<void> {
-  const mnt = mkdtempSync(path.join(path.dirname(img), 'mnt-'));
-  const child = spawn('ntfs-3g', ['-o', 'no_detach,big_writes', img, mnt], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', resolve));
-  try {
-    for (let i = 0; ; i++) {
-      if (readFileSync('/proc/mounts', 'utf8').includes(` ${mnt} `)) break;
-      if (i > 500 || child.exitCode !== null) throw new Error(`ntfs-3g did not mount ${img}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    fn(mnt);
-  } finally {
-    spawnSync('umount', [mnt]);
-    await exited;
-    rmdirSync(mnt);
-  }
 }
 
 /** File sizes: 60% 200-900 bytes (resident), 38% 1-16 KiB, 2% 64-512 KiB. */

@@ -18,10 +18,11 @@
  * them the case is skipped with a message.
  */
 import { randomFillSync } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { mulberry32 } from '../src/synth/random.js';
+import { withNtfs } from './bench-ntfs.js';
 
 export const MAP_GEN_VERSION = 'g1';
 
@@ -63,25 +64,6 @@ function run(cmd: string, args: string[]): string {
   return r.stdout;
 }
 
-/** Mounts `img` with ntfs-3g in the foreground, runs fn, unmounts and waits for ntfs-3g to finish writing. */
-async function withMounted(img: string, mnt: string, fn: (mnt: string) => void): Promise<void> {
-  mkdirSync(mnt, { recursive: true });
-  const child = spawn('ntfs-3g', ['-o', 'no_detach,big_writes', img, mnt], { stdio: 'ignore' });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  try {
-    for (let i = 0; ; i++) {
-      if (readFileSync('/proc/mounts', 'utf8').includes(` ${mnt} `)) break;
-      if (i > 400 || child.exitCode !== null) throw new Error(`bench-gen-map: ntfs-3g did not mount ${img}`);
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    fn(mnt);
-  } finally {
-    spawnSync('umount', [mnt]);
-    await exited;
-    rmdirSync(mnt);
-  }
-}
-
 /** The $MFT's runs (LCN, clusters) as ntfs-3g decodes them. */
 function mftRuns(img: string): { runs: Array<[number, number]>; clusterSize: number } {
   const text = run('ntfsinfo', ['-v', '-i', '0', img]);
@@ -109,7 +91,6 @@ export async function ensureMapChain(cacheRoot: string, vhdtool: string, log: (s
   const virtualSize = 16 * GiB;
   const baseImg = path.join(dir, 'base.img');
   const leafImg = path.join(dir, 'leaf.img');
-  const mnt = path.join(dir, 'mnt');
   const rnd = mulberry32(0x7e57_a7f5);
 
   log('  generating the NTFS volume: mkntfs, 200,000 files through ntfs-3g (a few minutes)');
@@ -119,7 +100,7 @@ export async function ensureMapChain(cacheRoot: string, vhdtool: string, log: (s
   const blob = Buffer.alloc(6000);
   for (let i = 0; i < blob.length; i++) blob[i] = Math.floor(rnd() * 256);
   let files = 0;
-  await withMounted(baseImg, mnt, (m) => {
+  await withNtfs(baseImg, (m) => {
     for (let d = 0; d < 200; d++) {
       mkdirSync(path.join(m, `d${d}`));
       for (let i = 0; i < 1000; i++) {
@@ -133,7 +114,7 @@ export async function ensureMapChain(cacheRoot: string, vhdtool: string, log: (s
   log('  generating the leaf state: 1 GiB written');
   run('cp', ['--sparse=always', baseImg, leafImg]);
   const buf = Buffer.alloc(4 * MiB);
-  await withMounted(leafImg, mnt, (m) => {
+  await withNtfs(leafImg, (m) => {
     const fd = openSync(path.join(m, 'large.bin'), 'w');
     for (let i = 0; i < 768 / 4; i++) writeSync(fd, randomFillSync(buf));
     closeSync(fd);
