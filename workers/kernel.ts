@@ -45,13 +45,8 @@ export function zeroFill(buf: Buffer, start: number, end: number): void {
 /** Largest read of the bitmap-invariant check (4 MiB). */
 const UNSET_CHUNK = 4 * 1024 * 1024;
 
-/** O_DIRECT where the platform has it and VHDTOOL_DIRECT_IO is not 0 (as io/fsys.ts decides for writing). */
-const DIRECT_FLAG: number = process.env.VHDTOOL_DIRECT_IO === '0' ? 0 : (fs.constants.O_DIRECT ?? 0);
-
 export class Kernel {
   private fds = new Map<string, number>();
-  /** Files whose file system or device refused an O_DIRECT open or read. */
-  private readonly noDirect = new Set<string>();
   private scratch: Buffer;
   private readonly windowA = alignedBuffer(WINDOW);
   private readonly windowB = alignedBuffer(WINDOW);
@@ -84,46 +79,20 @@ export class Kernel {
     this.fds.clear();
   }
 
-  /** The file's descriptor for this task; with `direct`, an O_DIRECT one where the file system allows it (null: it does not). */
-  private fd(path: string, direct = false): number | null {
-    const key = direct ? `\0${path}` : path;
-    let fd = this.fds.get(key);
+  private fd(path: string): number {
+    let fd = this.fds.get(path);
     if (fd === undefined) {
-      if (direct && (!DIRECT_FLAG || this.noDirect.has(path))) return null;
-      try {
-        fd = fs.openSync(path, fs.constants.O_RDONLY | (direct ? DIRECT_FLAG : 0));
-      } catch (e) {
-        if (!direct || (e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        this.noDirect.add(path);
-        return null;
-      }
-      this.fds.set(key, fd);
+      fd = fs.openSync(path, fs.constants.O_RDONLY);
+      this.fds.set(path, fd);
     }
     return fd;
   }
 
-  /**
-   * Reads exactly `len` bytes at `pos` into `buf[off..]`. With `direct`
-   * (`buf` page-aligned, `pos` and `len` whole sectors) the read goes around
-   * the page cache where the file system and the device's alignment allow,
-   * else through it.
-   */
-  private readInto(path: string, buf: Buffer, off: number, len: number, pos: number, direct = false): void {
-    let fd = direct ? this.fd(path, true) : null;
-    const cached = (): number => this.fd(path)!;
-    fd ??= cached();
+  private readInto(path: string, buf: Buffer, off: number, len: number, pos: number): void {
+    const fd = this.fd(path);
     let done = 0;
     while (done < len) {
-      let n: number;
-      try {
-        n = fs.readSync(fd, buf, off + done, len - done, pos + done);
-      } catch (e) {
-        if (!direct || fd === this.fds.get(path) || (e as NodeJS.ErrnoException).code !== 'EINVAL') throw e;
-        // Refused for alignment: read this file through the page cache from now on.
-        this.noDirect.add(path);
-        fd = cached();
-        continue;
-      }
+      const n = fs.readSync(fd, buf, off + done, len - done, pos + done);
       if (n <= 0) {
         throw new Error(`${TRUNCATED_MARK}${path}\0file ends at byte ${pos + done} while reading ${len} bytes at offset ${pos}`);
       }
@@ -243,7 +212,7 @@ export class Kernel {
         const fa = ra[i + 2];
         const fb = rb[j + 2];
         if ((fa >= 0 || fb >= 0) && !this.diffStretch(t.files, fa, ra[i + 3] + (s - ra[i]) * SECTOR, fb,
-          rb[j + 3] + (s - rb[j]) * SECTOR, s * SECTOR, (e - s) * SECTOR, t.maxRanges, out, t.direct ?? -1)) {
+          rb[j + 3] + (s - rb[j]) * SECTOR, s * SECTOR, (e - s) * SECTOR, t.maxRanges, out)) {
           out.full = true;
           return out;
         }
@@ -257,19 +226,18 @@ export class Kernel {
 
   /**
    * Compares `len` bytes of file `fa` at `posA` (zeros when fa < 0) with file
-   * `fb` at `posB` (file `direct` read around the page cache); `at` is the
-   * stretch's byte offset in the unit. Returns
+   * `fb` at `posB`; `at` is the stretch's byte offset in the unit. Returns
    * false at a difference that would start range maxRanges + 1 (the
    * caller marks the result full).
    */
   private diffStretch(files: string[], fa: number, posA: number, fb: number, posB: number, at: number, len: number,
-    maxRanges: number, out: DiffResult, direct: number): boolean {
+    maxRanges: number, out: DiffResult): boolean {
     const a = this.windowA;
     const b = this.windowB;
     for (let w = 0; w < len; w += WINDOW) {
       const n = Math.min(WINDOW, len - w);
-      if (fa >= 0) this.readInto(files[fa], a, 0, n, posA + w, fa === direct);
-      if (fb >= 0) this.readInto(files[fb], b, 0, n, posB + w, fb === direct);
+      if (fa >= 0) this.readInto(files[fa], a, 0, n, posA + w);
+      if (fb >= 0) this.readInto(files[fb], b, 0, n, posB + w);
       // One side zeros: test the other for zeros.
       const one = fa < 0 ? b : a;
       if (fa >= 0 && fb >= 0 ? a.compare(b, 0, n, 0, n) === 0 : isZeroRange(one, 0, n)) continue;

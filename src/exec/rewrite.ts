@@ -7,10 +7,7 @@
  * most one per data slot. Results are consumed strictly in order: the
  * executor decides each unit's output bits, writes kept data straight from
  * the unit's slot (dropped sectors are already zeroed there), and writes a
- * block's bitmap after its last unit. A unit's data write may go around the
- * page cache (O_DIRECT, see io/fsys.ts); up to WRITES_IN_FLIGHT of them run
- * while the executor goes on, each holding its slot, and they are retired in
- * file order, which is when the verifier may read them. Blocks are stored in the order they are
+ * block's bitmap after its last unit. Blocks are stored in the order they are
  * first written, so output offsets follow from the order alone. With no
  * writer (a dry run) it only counts, and the counts give the exact size the
  * real run will produce.
@@ -118,22 +115,6 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   const outFile = target.sparse?.file ?? target.fixed?.file ?? null;
   const flusher = outFile && WRITEBACK_BYTES > 0 ? new Flusher(() => outFile.sync(), WRITEBACK_BYTES) : null;
 
-  // Unit writes in flight, oldest first; each holds its slot until retired.
-  const writes: Array<{ p: Promise<UnitWrite>; slot: number; end: number | null; fixedFirst: number | null }> = [];
-  /** Waits for the oldest unit write, then lets the verifier read it and frees its slot (in file order). */
-  const retire = async () => {
-    const w = writes.shift()!;
-    try {
-      const { cached, direct } = await w.p;
-      if (direct) record?.verifier.bypassedCache();
-      if (w.end !== null) await record?.verifier.written(w.end);
-      if (w.fixedFirst !== null) await record?.verifier.fixedUnit(w.fixedFirst);
-      await flusher?.wrote(cached);
-    } finally {
-      freeSlots.push(w.slot);
-    }
-  };
-
   const consume = async (item: { u: UnitPlan; p: Promise<CompareResult> | null }) => {
     const { u } = item;
     if (!current || current.block !== u.block) {
@@ -144,7 +125,6 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
     if (item.p && u.task) {
       const r = await item.p;
       const slot = u.task.slot;
-      let held = false;
       try {
         stats.sectorsKept += r.kept;
         stats.sectorsSameAsParent += r.sameAsParent;
@@ -175,22 +155,23 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
           for (let i = 0; i < runs.length; i += 2) len += runs[i + 1] * SECTOR;
           stats.bytesWritten += len;
           if (!dry) {
+            const base = slot * runner.slotBytes;
             if (target.sparse && st.offset === null) st.offset = target.sparse.reserve(u.block);
-            const at = target.fixed ? u.firstSector * SECTOR : st.offset! + target.bitmapBytes + u.offsetInBlock * SECTOR;
-            const end = runs.length ? at + (runs[runs.length - 2] + runs[runs.length - 1]) * SECTOR : null;
-            const offset = st.offset!;
-            const put = target.fixed
-              ? (rel: number, d: Uint8Array) => target.fixed!.write(at + rel, d, true)
-              : (rel: number, d: Uint8Array) => target.sparse!.writeData(offset, u.offsetInBlock * SECTOR + rel, d, true);
-            const p = writeUnit(runner.arena.subarray(slot * runner.slotBytes, (slot + 1) * runner.slotBytes), runs, put);
-            p.catch(() => undefined);
-            writes.push({ p, slot, end, fixedFirst: target.fixed ? u.firstSector : null });
-            held = true;
-            if (writes.length > WRITES_IN_FLIGHT) await retire();
+            for (let i = 0; i < runs.length; i += 2) {
+              const data = runner.arena.subarray(base + runs[i] * SECTOR, base + (runs[i] + runs[i + 1]) * SECTOR);
+              if (target.fixed) await target.fixed.write((u.firstSector + runs[i]) * SECTOR, data);
+              else await target.sparse!.writeData(st.offset!, (u.offsetInBlock + runs[i]) * SECTOR, data);
+            }
+            if (runs.length) {
+              const end = (runs[runs.length - 2] + runs[runs.length - 1]) * SECTOR;
+              await record?.verifier.written(target.fixed ? u.firstSector * SECTOR + end : st.offset! + target.bitmapBytes + u.offsetInBlock * SECTOR + end);
+            }
+            if (target.fixed) await record?.verifier.fixedUnit(u.firstSector);
+            await flusher?.wrote(len);
           }
         }
       } finally {
-        if (!held) freeSlots.push(slot);
+        freeSlots.push(slot);
       }
     }
     if (u.lastInBlock && st.planned > 0) {
@@ -217,7 +198,7 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (opts.signal?.aborted) throw new VhdToolError('INTERRUPTED', 'interrupted');
       let p: Promise<CompareResult> | null = null;
       if (u.task) {
-        while (freeSlots.length === 0) await (queue.length ? consume(queue.shift()!) : retire());
+        while (freeSlots.length === 0) await consume(queue.shift()!);
         u.task.slot = freeSlots.pop()!;
         u.task.write = !dry;
         if (drops && drops.slotRuns(u.firstSector, u.sectors).length > 3) u.task.classify = true;
@@ -228,12 +209,11 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
       if (queue.length > runner.slots * 4) await consume(queue.shift()!);
     }
     while (queue.length) await consume(queue.shift()!);
-    while (writes.length) await retire();
     await flusher?.drain();
   } catch (e) {
     await flusher?.drain().catch(() => undefined);
-    // Let in-flight tasks and writes finish before the slots are reused or the runner closes.
-    await Promise.allSettled([...queue.map((q) => q.p), ...writes.map((w) => w.p)]);
+    // Let in-flight tasks finish before the slots are reused or the runner closes.
+    await Promise.allSettled(queue.map((q) => q.p));
     await record?.verifier.abandon();
     throw e;
   }
@@ -242,35 +222,6 @@ export async function runRewrite(spec: RewriteSpec, resolver: ChainResolver, run
   stats.sectorsExamined += drops ? stats.tally!.planned() : 0;
   stats.sectorsShared = counters.sharedSectors ?? 0;
   return stats;
-}
-
-/**
- * Unit writes in flight beyond the one being made: with data going straight
- * to the device (O_DIRECT) each write lasts as long as the device takes, and
- * two at once keep it busy while the executor goes on.
- */
-const WRITES_IN_FLIGHT = 2;
-
-interface UnitWrite {
-  /** Bytes that went through the page cache. */
-  cached: number;
-  /** Some went to the device directly (O_DIRECT). */
-  direct: boolean;
-}
-
-/**
- * Writes a unit's runs ([first, count] sector pairs) from its slot through
- * `put` (unit-relative byte offset). The slot lies in the runner's
- * page-aligned arena, so the data may go around the page cache.
- */
-async function writeUnit(slot: Uint8Array, runs: number[], put: (rel: number, data: Uint8Array) => Promise<boolean>): Promise<UnitWrite> {
-  const w: UnitWrite = { cached: 0, direct: false };
-  for (let i = 0; i < runs.length; i += 2) {
-    const data = slot.subarray(runs[i] * SECTOR, (runs[i] + runs[i + 1]) * SECTOR);
-    if (await put(runs[i] * SECTOR, data)) w.direct = true;
-    else w.cached += data.length;
-  }
-  return w;
 }
 
 function countRuns(runs: number[]): number {
@@ -355,9 +306,7 @@ export function writeRuns(drop: Uint8Array, src: number[], sectors: number): num
 }
 
 /**
- * Starts writeback early for what went through the page cache (data written
- * around it, O_DIRECT, is on its way to the device already): after every
- * `every` such bytes written, an fsync runs in
+ * Starts writeback early: after every `every` bytes written, an fsync runs in
  * the background while the pipeline goes on, so the final fsync has little
  * left to do and disk writes overlap reading and comparing. At most one is in
  * flight; its error surfaces at the next write or at the end.

@@ -16,11 +16,8 @@
  *
  * Step 3 (ContentVerifier) runs while the executor writes: as soon as a
  * block's data and bitmap are in the file, the workers re-read that block of
- * the output and the sources and compare them with memcmp, so the check
- * overlaps the disk's writing instead of following it. The sources come from
- * the page cache; the output's data, when the executor wrote it around the
- * cache (O_DIRECT, io/fsys.ts), is read back the same way: from the device,
- * not from a copy in memory.
+ * the output and the sources (from the page cache) and compare them with
+ * memcmp, so the check overlaps the disk's writing instead of following it.
  * It checks the block at the offset and with the bitmap the executor used;
  * steps 1 and 2 (verifyStructure, after the fsync) then prove the file's BAT
  * and bitmaps are those, so together they prove the file as a reader sees it
@@ -64,19 +61,12 @@ export class ContentVerifier {
   /** Checks waiting until the file extends past their end (a block may end in a hole not yet covered). */
   private readonly pending: Array<{ at: number; sectors: number; runs: number[] }> = [];
   private extent = 0;
-  /** The executor wrote output data around the page cache: read it back the same way. */
-  private direct = false;
 
   constructor(private readonly temp: string, private readonly runner: TaskRunner, private readonly spec: RewriteSpec,
     private readonly resolver: ChainResolver) {
     this.files = [...spec.chain.layersLeafFirst.map((l) => l.path), temp];
     this.outIndex = this.files.length - 1;
     this.limit = Math.max(2, runner.threads * 2);
-  }
-
-  /** Output data went to the device around the page cache (O_DIRECT). */
-  bypassedCache(): void {
-    this.direct = true;
   }
 
   /** A sparse output's block `block`, stored at byte `offset` with bitmap `bits`, is complete in the file. */
@@ -155,13 +145,12 @@ export class ContentVerifier {
   }
 
   private async queue(outOffset: number, sectors: number, expectRuns: number[]): Promise<void> {
-    await this.queueDiff(sectors, [0, sectors, this.outIndex, outOffset], expectRuns, (off) => `data at output offset ${outOffset + off} differs from the source`,
-      this.direct ? this.outIndex : undefined);
+    await this.queueDiff(sectors, [0, sectors, this.outIndex, outOffset], expectRuns, (off) => `data at output offset ${outOffset + off} differs from the source`);
   }
 
-  private async queueDiff(sectors: number, a: number[], b: number[], what: (offset: number) => string, direct?: number): Promise<void> {
+  private async queueDiff(sectors: number, a: number[], b: number[], what: (offset: number) => string): Promise<void> {
     while (this.inflight.length >= this.limit) await this.settle();
-    const p = this.runner.run<DiffResult>({ kind: 'diff', sectors, files: this.files, a, b, maxRanges: 0, direct });
+    const p = this.runner.run<DiffResult>({ kind: 'diff', sectors, files: this.files, a, b, maxRanges: 0 });
     p.catch(() => undefined);
     this.inflight.push({ p, what });
   }

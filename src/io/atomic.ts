@@ -140,7 +140,7 @@ export async function writeAtomically<T>(fs: FileSystem, target: string, produce
     } catch (e) {
       throw e instanceof VhdToolError ? e : fromSystemError(e, target, true);
     }
-    // The final fsync and the verification (structure and bitmaps re-read) run
+    // The final fsync and the verification (a re-read from the page cache) run
     // side by side; publishing waits for both.
     const synced = file.sync().then(() => null, (e: unknown) => fromSystemError(e, target, true));
     const verified = opts.verify ? opts.verify(temp).then(() => null, (e: unknown) => e) : Promise.resolve(null);

@@ -29,15 +29,6 @@ export interface RandomAccessFile {
   write(buf: Uint8Array, off: number, len: number, pos: number): Promise<void>;
   /** Writes the buffers back to back starting at `pos`. */
   writev(bufs: Uint8Array[], pos: number): Promise<void>;
-  /**
-   * Writes all of `buf[off..off+len)` at `pos` around the page cache
-   * (O_DIRECT) where the file system and the alignment allow, else as
-   * `write` does. `buf` must lie in page-aligned memory (the task runner's
-   * arena), so the only alignment left to chance is the device's. Resolves
-   * to true when the bytes went to the device directly. Optional: a file
-   * without it is written with `write`.
-   */
-  writeAligned?(buf: Uint8Array, off: number, len: number, pos: number): Promise<boolean>;
   size(): Promise<number>;
   truncate(len: number): Promise<void>;
   sync(): Promise<void>;
@@ -173,33 +164,8 @@ class NodePatchFile implements PatchFile {
   }
 }
 
-/**
- * O_DIRECT, where the platform has it and VHDTOOL_DIRECT_IO is not 0. Large
- * new files (a merge's, a compact's) are written around the page cache: no
- * cache pages to allocate and fill for data nobody reads again, and the
- * verification's re-read then comes from the device itself (see
- * exec/verify.ts). Zero turns it off.
- */
-export const DIRECT_FLAG: number = process.env.VHDTOOL_DIRECT_IO === '0' ? 0 : (fs.constants.O_DIRECT ?? 0);
-
-/**
- * Only whole pages go around the cache: 4 KiB-aligned offset and length (a
- * multiple of every device's logical sector). A page written directly is then
- * never also written through the cache, where a read-modify-write of a
- * shared page could later write stale bytes over it.
- */
-const DIRECT_ALIGN = 4096;
-
-/** Errors that mean "not with O_DIRECT" rather than a failed write. */
-const DIRECT_REFUSED = new Set(['EINVAL', 'EOPNOTSUPP', 'ENOTSUP']);
-
 class NodeFile implements RandomAccessFile {
-  /** The O_DIRECT descriptor: undefined until first used, null when the file system or the alignment refused it. */
-  private direct: fsp.FileHandle | null | undefined;
-
-  constructor(readonly path: string, private readonly fh: fsp.FileHandle, canDirect = false) {
-    this.direct = canDirect && DIRECT_FLAG ? undefined : null;
-  }
+  constructor(readonly path: string, private readonly fh: fsp.FileHandle) {}
 
   async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
     const r = await this.fh.read(buf, off, len, pos);
@@ -217,28 +183,6 @@ class NodeFile implements RandomAccessFile {
       if (r.bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
       done += r.bytesWritten;
     }
-  }
-
-  async writeAligned(buf: Uint8Array, off: number, len: number, pos: number): Promise<boolean> {
-    if (this.direct !== null && pos % DIRECT_ALIGN === 0 && len % DIRECT_ALIGN === 0 && len > 0) {
-      try {
-        this.direct ??= await fsp.open(this.path, fs.constants.O_WRONLY | DIRECT_FLAG);
-        let done = 0;
-        while (done < len) {
-          const r = await this.direct.write(buf, off + done, len - done, pos + done);
-          if (r.bytesWritten <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
-          done += r.bytesWritten;
-        }
-        return true;
-      } catch (e) {
-        // The file system or the device's alignment refuses O_DIRECT: write the rest through the cache.
-        if (!DIRECT_REFUSED.has((e as NodeJS.ErrnoException).code ?? '')) throw e;
-        await this.direct?.close().catch(() => undefined);
-        this.direct = null;
-      }
-    }
-    await this.write(buf, off, len, pos);
-    return false;
   }
 
   async writev(bufs: Uint8Array[], pos: number): Promise<void> {
@@ -273,14 +217,8 @@ class NodeFile implements RandomAccessFile {
     return this.fh.sync();
   }
 
-  async close(): Promise<void> {
-    const d = this.direct;
-    this.direct = null;
-    try {
-      await d?.close();
-    } finally {
-      await this.fh.close();
-    }
+  close(): Promise<void> {
+    return this.fh.close();
   }
 }
 
@@ -289,7 +227,7 @@ export const nodeFileSystem: FileSystem = {
     return new NodeFile(p, await fsp.open(p, fs.constants.O_RDONLY));
   },
   async createExclusive(p, mode = 0o644) {
-    return new NodeFile(p, await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode), true);
+    return new NodeFile(p, await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_CREAT | fs.constants.O_EXCL, mode));
   },
   async openForPatch(p) {
     const fh = await fsp.open(p, fs.constants.O_RDWR | fs.constants.O_NOFOLLOW);

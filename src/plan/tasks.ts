@@ -76,8 +76,6 @@ export interface DiffTask {
   b: number[];
   /** Stop after this many differing ranges. */
   maxRanges: number;
-  /** Index in `files` of one file to read around the page cache (O_DIRECT) where the file system allows. */
-  direct?: number;
 }
 
 export interface DiffResult {

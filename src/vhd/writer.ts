@@ -68,13 +68,9 @@ export class SparseWriter {
     return off;
   }
 
-  /**
-   * Writes `data` at byte `at` of the block's data area. With `aligned`
-   * (`data` lies in page-aligned memory) it may go around the page cache;
-   * resolves to true when it did (RandomAccessFile.writeAligned).
-   */
-  async writeData(blockOffset: number, at: number, data: Uint8Array, aligned = false): Promise<boolean> {
-    return writeMaybeAligned(this.file, data, blockOffset + this.layout.bitmapBytes + at, aligned);
+  /** Writes `data` at byte `at` of the block's data area. */
+  writeData(blockOffset: number, at: number, data: Uint8Array): Promise<void> {
+    return this.file.write(data, 0, data.length, blockOffset + this.layout.bitmapBytes + at);
   }
 
   writeBitmap(blockOffset: number, bitmap: Uint8Array): Promise<void> {
@@ -124,9 +120,9 @@ export class SparseWriter {
 export class FixedWriter {
   constructor(readonly file: RandomAccessFile, readonly footer: Footer) {}
 
-  /** Writes guest data at byte `offset`; `aligned` as for SparseWriter.writeData. */
-  async write(offset: number, data: Uint8Array, aligned = false): Promise<boolean> {
-    return writeMaybeAligned(this.file, data, offset, aligned);
+  /** Writes guest data at byte `offset`. */
+  write(offset: number, data: Uint8Array): Promise<void> {
+    return this.file.write(data, 0, data.length, offset);
   }
 
   get size(): number {
@@ -139,10 +135,4 @@ export class FixedWriter {
     await this.file.write(encodeFooter(footer), 0, FOOTER_SIZE, footer.currentSize);
     return { size: footer.currentSize + FOOTER_SIZE, footer };
   }
-}
-
-async function writeMaybeAligned(file: RandomAccessFile, data: Uint8Array, pos: number, aligned: boolean): Promise<boolean> {
-  if (aligned && file.writeAligned) return file.writeAligned(data, 0, data.length, pos);
-  await file.write(data, 0, data.length, pos);
-  return false;
 }
