@@ -20,12 +20,18 @@
  * page cache); every repetition runs all operations in turn (baseline,
  * vhdtool, baseline, ...), in reverse order on odd repetitions; writing
  * commands get their output deleted, `sync` and a settle pause first, and
- * every run waits (briefly) for the CPUs to look idle. Ratios are medians of
+ * every run waits (briefly) for the CPUs to look idle. Just before a writing
+ * command, the harness writes and deletes a scratch file (--prime), so that
+ * every writer, baseline or vhdtool, finds the same supply of recently freed
+ * memory for its page cache: on this VM (Firecracker, free-page reporting to
+ * the host) new page-cache pages cost 3-6x more system time when the kernel
+ * has to take pages it returned to the host, and which command came before
+ * decided that, not the command's own code. Ratios are medians of
  * per-repetition ratios. Output: Markdown on stdout, the same as JSON in
  * .bench-cache/last.json, progress on stderr.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -54,6 +60,8 @@ const USAGE = `usage: node dist/scripts/bench.js [options]
                      freespace,relink,diff
                      (the baselines a ratio needs are added)
   --settle S         seconds to wait after deleting an output and sync (default 3)
+  --prime MIB        before each writing command, write and delete a scratch file of MIB MiB beside its
+                     output, so every writer starts from the same memory state (default 2048; 0 = off)
   --quiet-wait S     wait up to S seconds for idle CPUs (< 0.3 busy cores) before each run (default 5; 0 = off)
   --no-verify        skip checking the outputs of compact and merge against flat.vhd
   --keep-env         run vhdtool with NODE_EXTRA_CA_CERTS as inherited (by default it is removed:
@@ -65,6 +73,7 @@ interface Options {
   runs: number;
   only: Set<string> | null;
   settle: number;
+  primeMiB: number;
   quietWait: number;
   verify: boolean;
   keepEnv: boolean;
@@ -73,7 +82,7 @@ interface Options {
 }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { runs: 5, only: null, settle: 3, quietWait: 5, verify: true, keepEnv: false, small: false, rusage: null };
+  const o: Options = { runs: 5, only: null, settle: 3, primeMiB: 2048, quietWait: 5, verify: true, keepEnv: false, small: false, rusage: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const num = (): number => {
@@ -86,6 +95,7 @@ function parseArgs(argv: string[]): Options {
       case '--runs': o.runs = Math.max(1, Math.floor(num())); break;
       case '--only': o.only = new Set((argv[++i] ?? '').split(',').map((s) => s.trim()).filter(Boolean)); break;
       case '--settle': o.settle = num(); break;
+      case '--prime': o.primeMiB = Math.floor(num()); break;
       case '--quiet-wait': o.quietWait = num(); break;
       case '--no-verify': o.verify = false; break;
       case '--keep-env': o.keepEnv = true; break;
@@ -355,10 +365,28 @@ async function runOne(op: Op, o: Options, mode: RusageMode): Promise<Sample> {
     if (o.settle > 0) await sleep(o.settle * 1000);
   } else spawnSync('sync');
   if (o.quietWait > 0) await waitQuiet(0.3, o.quietWait);
+  if (op.output && o.primeMiB > 0) prime(path.dirname(op.output), o.primeMiB);
   const s = await runTimed(op.argv, { cwd: root, mode, env: op.env ?? (op.vhdtool ? nodeEnv(o) : undefined) });
   const ok = s.code === op.expectCode;
   log(`  ${op.id.padEnd(14)} ${s.wall.toFixed(3)} s  rss ${s.maxRssKiB === null ? '?' : (s.maxRssKiB / 1024).toFixed(0)} MiB  other ${s.otherCores === null ? '?' : s.otherCores.toFixed(2)} cores${ok ? '' : `  EXIT ${s.code ?? s.signal} (expected ${op.expectCode}): ${s.stderr.trim().split('\n').slice(-2).join(' | ')}`}`);
   return s;
+}
+
+/**
+ * Writes `mib` MiB of zeros to a scratch file in `dir` and deletes it unsynced
+ * (the dirty pages are dropped, nothing reaches the disk): the pages it freed
+ * are the next ones the kernel hands out, to whichever command runs next.
+ */
+function prime(dir: string, mib: number): void {
+  const file = path.join(dir, `.bench-prime-${process.pid}`);
+  const chunk = Buffer.alloc(8 * MiB);
+  const fd = openSync(file, 'w');
+  try {
+    for (let i = 0; i < mib; i += 8) writeSync(fd, chunk);
+  } finally {
+    closeSync(fd);
+    rmSync(file, { force: true });
+  }
 }
 
 async function runAll(ops: Op[], o: Options, mode: RusageMode): Promise<Map<string, Result>> {
@@ -912,7 +940,7 @@ async function main(): Promise<void> {
   md.push(`## vhdtool benchmark (\`npm run bench\`)`);
   md.push('');
   md.push(`${mach.date}: ${mach.cpu}, ${mach.cores} cores, ${mach.memoryGiB} GiB, ${mach.kernel}, Node ${mach.node}, ${mach.qemuImg}; load average at start ${mach.loadavg}.`);
-  md.push(`${o.runs} run(s) of each operation, interleaved, warm page cache; median wall seconds (min–max). MB/s = 10^6 bytes of the "data" column per second. Ratio = command time / baseline time, median of per-run ratios (< 1 is faster than the baseline). Writing commands include their fsync. Peak RSS bar for vhdtool: ≤ ${RSS_LIMIT_MIB} MiB (over it is marked). "Other CPU" = median cores busy outside the measured command during its runs (other tenants and kernel writeback): above ~0.3 the figure is noisy.`);
+  md.push(`${o.runs} run(s) of each operation, interleaved, warm page cache; median wall seconds (min–max). MB/s = 10^6 bytes of the "data" column per second. Ratio = command time / baseline time, median of per-run ratios (< 1 is faster than the baseline). Writing commands include their fsync${o.primeMiB > 0 ? `, and each starts right after a ${o.primeMiB} MiB scratch file was written and deleted beside its output (the same memory state for every writer)` : ''}. Peak RSS bar for vhdtool: ≤ ${RSS_LIMIT_MIB} MiB (over it is marked). "Other CPU" = median cores busy outside the measured command during its runs (other tenants and kernel writeback): above ~0.3 the figure is noisy.`);
   for (const s of sections) {
     md.push('');
     md.push(`### ${s.title}`);
