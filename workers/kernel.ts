@@ -3,8 +3,8 @@
  * descriptors the kernel opens itself. Runs inside a piscina worker, or inline
  * on the main thread (--threads 0); both use this same code.
  *
- * Reads go straight into a slot of the shared, page-aligned arena (source
- * data) or into a private aligned buffer (reference data). Comparing is done
+ * Reads (workers/reader.ts) go into a slot of the shared, page-aligned arena
+ * (source data) or into a private aligned buffer (reference data). Comparing is done
  * with native range compares; zero tests first look at one 32-bit word.
  */
 import * as fs from 'node:fs';
@@ -12,6 +12,7 @@ import { createRequire } from 'node:module';
 import type {
   CompareResult, CompareTask, DiffResult, DiffTask, DigestTask, UnsetZeroResult, UnsetZeroTask, WorkerTask,
 } from '../src/plan/tasks.js';
+import { TaskReader } from './reader.js';
 
 const SECTOR = 512;
 /**
@@ -22,8 +23,7 @@ const requireBuiltin = createRequire(import.meta.url);
 let crypto: typeof import('node:crypto') | null = null;
 const createHash = (algorithm: string) => (crypto ??= requireBuiltin('node:crypto') as typeof import('node:crypto')).createHash(algorithm);
 
-/** Prefix of the message of a short-read error, so the main thread can type it. */
-export const TRUNCATED_MARK = 'VHDTOOL_TRUNCATED:';
+export { TRUNCATED_MARK } from './reader.js';
 const ZERO_SECTOR = Buffer.alloc(SECTOR);
 const ZERO_CHUNK = Buffer.alloc(1024 * 1024);
 /**
@@ -46,7 +46,7 @@ export function zeroFill(buf: Buffer, start: number, end: number): void {
 const UNSET_CHUNK = 4 * 1024 * 1024;
 
 export class Kernel {
-  private fds = new Map<string, number>();
+  private readonly reader = new TaskReader();
   private scratch: Buffer;
   private readonly windowA = alignedBuffer(WINDOW);
   private readonly windowB = alignedBuffer(WINDOW);
@@ -73,31 +73,11 @@ export class Kernel {
   }
 
   closeAll(): void {
-    for (const fd of this.fds.values()) {
-      try { fs.closeSync(fd); } catch { /* already closed */ }
-    }
-    this.fds.clear();
-  }
-
-  private fd(path: string): number {
-    let fd = this.fds.get(path);
-    if (fd === undefined) {
-      fd = fs.openSync(path, fs.constants.O_RDONLY);
-      this.fds.set(path, fd);
-    }
-    return fd;
+    this.reader.closeAll();
   }
 
   private readInto(path: string, buf: Buffer, off: number, len: number, pos: number): void {
-    const fd = this.fd(path);
-    let done = 0;
-    while (done < len) {
-      const n = fs.readSync(fd, buf, off + done, len - done, pos + done);
-      if (n <= 0) {
-        throw new Error(`${TRUNCATED_MARK}${path}\0file ends at byte ${pos + done} while reading ${len} bytes at offset ${pos}`);
-      }
-      done += n;
-    }
+    this.reader.read(path, buf, off, len, pos);
   }
 
   /**
