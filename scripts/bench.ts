@@ -374,8 +374,8 @@ async function runOne(op: Op, o: Options, mode: RusageMode): Promise<Sample> {
 
 /**
  * Writes `mib` MiB of zeros to a scratch file in `dir` and deletes it unsynced
- * (the dirty pages are dropped, nothing reaches the disk): the pages it freed
- * are the next ones the kernel hands out, to whichever command runs next.
+ * (its dirty pages are dropped before writeback would start): the pages it
+ * freed are the next ones the kernel hands out, to whichever command runs next.
  */
 function prime(dir: string, mib: number): void {
   const file = path.join(dir, `.bench-prime-${process.pid}`);

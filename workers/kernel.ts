@@ -7,7 +7,6 @@
  * (source data) or into a private aligned buffer (reference data). Comparing is done
  * with native range compares; zero tests first look at one 32-bit word.
  */
-import * as fs from 'node:fs';
 import { createRequire } from 'node:module';
 import type {
   CompareResult, CompareTask, DiffResult, DiffTask, DigestTask, UnsetZeroResult, UnsetZeroTask, WorkerTask,

@@ -7,7 +7,7 @@
  * alternate between layers (a child written sector by sector over its
  * parent, or the sectors compact keeps) are copied. Measured on the benchmark
  * chain: compact's tasks made 294,000 reads, nearly all of one sector, each a
- * system call; windows make them about 5,000. A window starts at MIN_AHEAD
+ * system call; windows make them about 5,500. A window starts at MIN_AHEAD
  * bytes and grows fourfold, up to READ_AHEAD, while the reads of its file
  * move forward without skipping more than a window; a jump starts it small
  * again, so scattered sectors do not each cost a large read.
