@@ -33,7 +33,8 @@ function cacheFileFor(bundle, source) {
  * build, which then makes the cache from the returned script).
  */
 function load(bundle = BUNDLE, cache = true) {
-  const source = fs.readFileSync(bundle, 'utf8');
+  // The build makes the bundle ASCII only: read as Latin-1, it needs no UTF-8 decoding.
+  const source = fs.readFileSync(bundle).latin1Slice();
   const cacheFile = cache ? cacheFileFor(bundle, source) : null;
   let cachedData;
   if (cacheFile) {

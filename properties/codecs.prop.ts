@@ -9,7 +9,7 @@ import {
   Bat, decodeBat, encodeBat, batBytes, decodeFooter, encodeFooter, decodeHeader, encodeHeader, decodeLocatorEntry,
   encodeLocatorEntry, decodeUuid, sealFooter, sealHeader, footerChecksumOk, headerChecksumOk, vhdChecksum,
   bitmapBytes, setRange, testBit, countBits, forEachRun, runEnd, geometryForSize, geometryCapacity, decodeLocatorData,
-  encodeUtf16Le, PLATFORM_CODES, FOOTER_CHECKSUM_OFFSET, HEADER_CHECKSUM_OFFSET,
+  encodeUtf16Le, vhdTimeToIso, PLATFORM_CODES, FOOTER_CHECKSUM_OFFSET, HEADER_CHECKSUM_OFFSET,
   type DynamicHeader, type Footer, type LocatorEntry, type PlatformCode,
 } from '../src/format/index.js';
 
@@ -225,5 +225,13 @@ describe('codec round trips', () => {
       expect(g.heads).toBeLessThanOrEqual(16);
       expect([17, 31, 63, 255]).toContain(g.sectorsPerTrack);
     }), { numRuns: RUNS });
+  });
+});
+
+describe('VHD time stamps', () => {
+  it('every u32 VHD time renders as the UTC instant Date gives for it, to the second', () => {
+    fc.assert(fc.property(fc.oneof(u32, fc.constantFrom(0, 59, 86399, 86400, 0xffffffff)), (t) => {
+      expect(vhdTimeToIso(t)).toBe(new Date(946684800000 + t * 1000).toISOString().replace('.000Z', 'Z'));
+    }), { numRuns: RUNS * 10 });
   });
 });

@@ -15,7 +15,8 @@ import { VERSION } from './version.js';
 export async function run(argv: string[], io?: Partial<CliIO>): Promise<number> {
   const args = argv.slice(2);
   if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
-    (io?.out ?? ((l: string) => process.stdout.write(`${l}\n`)))(VERSION);
+    if (io?.out) io.out(VERSION);
+    else (await import('./stdio.js')).writeText(1, `${VERSION}\n`);
     return 0;
   }
   if (args[0] === 'compare' && !io) (await import('./prestart.js')).prestart(argv);

@@ -8,6 +8,7 @@ import { removeLiveFilesSync } from '../io/live.js';
 import { closeEarly } from '../parallel/early.js';
 import type { CliIO } from './context.js';
 import { loadSpinner } from './progress.js';
+import { EXIT_PIPE, isTerminal, stderrTerminal, writeText } from './stdio.js';
 import { VERSION } from './version.js';
 
 export { VERSION };
@@ -95,16 +96,16 @@ export function terminalHasSize(s: { isTTY?: boolean; columns?: number; rows?: n
 export async function main(argv: string[], io?: Partial<CliIO>): Promise<number> {
   const ac = new AbortController();
   const cli: CliIO = {
-    out: io?.out ?? ((l) => process.stdout.write(l + '\n')),
-    err: io?.err ?? ((l) => process.stderr.write(l + '\n')),
-    tty: io?.tty ?? terminalHasSize(process.stderr),
-    stdoutTty: io?.stdoutTty ?? Boolean(process.stdout.isTTY),
+    out: io?.out ?? ((l) => writeText(1, l + '\n')),
+    err: io?.err ?? ((l) => writeText(2, l + '\n')),
+    tty: io?.tty ?? terminalHasSize(stderrTerminal() ?? {}),
+    stdoutTty: io?.stdoutTty ?? isTerminal(1),
     signal: io?.signal ?? ac.signal,
   };
   let interrupts = 0;
   const stopNow = () => {
     removeLiveFilesSync();
-    process.stderr.write('vhdtool: interrupted; every disk is intact\n');
+    writeText(2, 'vhdtool: interrupted; every disk is intact\n');
     process.exit(ErrorCodes.INTERRUPTED);
   };
   const onSignal = () => {
@@ -117,7 +118,6 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   if (installSignals) {
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
-    installPipeHandlers();
   }
   let code = 0;
   const wantsJson = argv.includes('--json');
@@ -148,24 +148,8 @@ export async function main(argv: string[], io?: Partial<CliIO>): Promise<number>
   return code;
 }
 
-/** Exit status when standard output is closed early, as for a process killed by SIGPIPE (128 + 13). */
-export const EXIT_PIPE = 141;
-
-/**
- * A reader that stops early (`vhdtool cat disk.vhd | head -c 512`) closes
- * the pipe: stop quietly, as command-line tools do on SIGPIPE, instead of
- * dying on an unhandled EPIPE. Temporaries are removed first. A failing
- * standard error is ignored (there is nowhere left to report to).
- */
-function installPipeHandlers(): void {
-  if (process.stdout.listenerCount('error') === 0) {
-    process.stdout.on('error', (e: NodeJS.ErrnoException) => {
-      removeLiveFilesSync();
-      process.exit(e.code === 'EPIPE' ? EXIT_PIPE : ErrorCodes.WRITE_FAILED);
-    });
-  }
-  if (process.stderr.listenerCount('error') === 0) process.stderr.on('error', () => undefined);
-}
+/** Exit status when standard output is closed early (cli/stdio.ts, and cat's stream). */
+export { EXIT_PIPE };
 
 /** Commands that take --parent, and those that take --lenient (for the hints on errors). */
 const HAS_PARENT = new Set(['info', 'check', 'compact', 'convert', 'cat']);

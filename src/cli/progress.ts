@@ -1,6 +1,7 @@
 /** The ora-backed progress sink: the only module that imports ora. */
 import type { Ora } from 'ora';
 import { noopProgress, type ProgressSink } from '../progress.js';
+import { stderrTerminal } from './stdio.js';
 
 function fmtBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
@@ -48,8 +49,9 @@ export function spinnerProgress(enabled: boolean): ProgressSink {
       done = 0;
       t0 = Date.now();
       // ora redraws by counting lines over the terminal width: with no width it would never stop.
-      const sized = (process.stderr.columns ?? 0) > 0 && (process.stderr.rows ?? 0) > 0;
-      spinner = oraFactory && sized ? oraFactory({ text: `${l}…`, stream: process.stderr, discardStdin: false }).start() : null;
+      const stream = stderrTerminal();
+      const sized = (stream?.columns ?? 0) > 0 && (stream?.rows ?? 0) > 0;
+      spinner = oraFactory && stream && sized ? oraFactory({ text: `${l}…`, stream, discardStdin: false }).start() : null;
     },
     advance(n) {
       done += n;

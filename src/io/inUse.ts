@@ -3,7 +3,13 @@
  * backup agent)? On Linux this reads /proc/<pid>/fd of every process; where
  * /proc is unavailable it reports nothing.
  */
-import { readdir, readlink, stat } from 'node:fs/promises';
+import * as fs from 'node:fs';
+import { promisify } from 'node:util';
+
+// The callback API, promisified: node:fs/promises costs start-up time to load (see io/fsys.ts).
+const readdir = promisify(fs.readdir);
+const readlink = promisify(fs.readlink);
+const stat = promisify(fs.stat);
 
 export interface OpenBy {
   pid: number;

@@ -79,6 +79,15 @@ describe('the installed command', () => {
     // commander and ora are inside the bundle; piscina is the only package loaded from node_modules, and only for threads.
     expect(r.loaded.packages).toEqual([]);
     for (const m of ['child_process', 'crypto', 'worker_threads']) expect(r.loaded.builtins, m).not.toContain(m);
+    // Its lines go to standard output (a pipe here) without Node's stream objects, and its files are
+    // read without node:fs/promises: each of those would load a dozen modules (cli/stdio.ts, io/fsys.ts).
+    for (const m of ['stream', 'net', 'tty', 'fs/promises']) expect(r.loaded.builtins, m).not.toContain(m);
+  });
+
+  it('an error from info reaches standard error without loading Node\'s streams', () => {
+    const r = probe(['info', path.join(tempDir(), 'missing.vhd')]);
+    expect(r.status).toBe(3);
+    for (const m of ['stream', 'net', 'tty']) expect(r.loaded.builtins, m).not.toContain(m);
   });
 
   it('compare with threads loads piscina and runs the bundled worker', async () => {

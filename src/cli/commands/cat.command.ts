@@ -55,7 +55,7 @@ async function toFile(io: CliIO, fs: Fs, reader: Reader, chain: import('../../ch
 }
 
 async function toStdout(io: CliIO, reader: Reader): Promise<void> {
-  const out = process.stdout;
+  const out = (await import('../stdio.js')).stdoutStream();
   await reader.stream(async (chunk) => {
     stopIfAborted(io);
     if (!out.write(Buffer.from(chunk))) await new Promise<void>((res) => out.once('drain', () => res()));
