@@ -35,6 +35,23 @@ function call<T = void>(f: (cb: (err: NodeJS.ErrnoException | null, value: T) =>
  */
 export const SMALL_READ = 64 * 1024;
 
+/**
+ * A caller that loops over such calls (`while (…) await file.read(…)`) would
+ * never let the event loop turn: no signal handler, timer or child-process
+ * event would run. So a synchronous call first gives the event loop a turn
+ * (setImmediate) when TURN_MS have passed since it last did.
+ */
+export const TURN_MS = 10;
+let lastTurn = Date.now();
+
+function turn(): Promise<void> | undefined {
+  if (Date.now() - lastTurn < TURN_MS) return undefined;
+  return new Promise<void>((resolve) => setImmediate(() => {
+    lastTurn = Date.now();
+    resolve();
+  }));
+}
+
 function openFd(p: string, flags: number, mode?: number): Promise<number> {
   return call<number>((cb) => fs.open(p, flags, mode, cb));
 }
@@ -43,7 +60,10 @@ class Descriptor {
   constructor(readonly path: string, protected readonly fd: number, private readonly readOnly = false) {}
 
   async read(buf: Uint8Array, off: number, len: number, pos: number): Promise<number> {
-    if (len <= SMALL_READ) return fs.readSync(this.fd, buf, off, len, pos);
+    if (len <= SMALL_READ) {
+      await turn();
+      return fs.readSync(this.fd, buf, off, len, pos);
+    }
     return call<number>((cb) => fs.read(this.fd, buf, off, len, pos, cb));
   }
 
@@ -57,6 +77,7 @@ class Descriptor {
   }
 
   protected async fstat(): Promise<fs.Stats> {
+    await turn();
     return fs.fstatSync(this.fd);
   }
 
@@ -74,7 +95,10 @@ class Descriptor {
 
   /** A file opened for writing closes asynchronously: on some file systems (NFS) close flushes. */
   async close(): Promise<void> {
-    if (this.readOnly) fs.closeSync(this.fd);
+    if (this.readOnly) {
+      await turn();
+      fs.closeSync(this.fd);
+    }
     else await call((cb) => fs.close(this.fd, cb));
   }
 }
@@ -233,6 +257,7 @@ class NodeFile extends Descriptor implements RandomAccessFile {
 
 export const nodeFileSystem: FileSystem = {
   async openRead(p) {
+    await turn();
     return new NodeFile(p, fs.openSync(p, fs.constants.O_RDONLY), true);
   },
   async createExclusive(p, mode = 0o644) {
@@ -249,13 +274,16 @@ export const nodeFileSystem: FileSystem = {
     return file;
   },
   async stat(p) {
+    await turn();
     return toStat(fs.statSync(p));
   },
   async lstat(p) {
+    await turn();
     return toStat(fs.lstatSync(p));
   },
   // One realpath(3) call; fs.realpath's own walk makes an lstat per path component.
   async realpath(p) {
+    await turn();
     return fs.realpathSync.native(p);
   },
   readdir: (p) => call<fs.Dirent[]>((cb) => fs.readdir(p, { withFileTypes: true }, cb)),

@@ -1,7 +1,8 @@
 /**
  * The file-system door: exact reads (a short read is a TRUNCATED format
  * error naming the file), exclusive creation (never over an existing file),
- * and no way to open an existing file for writing.
+ * no way to open an existing file for writing, and synchronous metadata
+ * calls that still give the event loop its turns.
  */
 import { describe, expect, it } from 'vitest';
 import { writeFileSync, readFileSync, symlinkSync, mkdirSync } from 'node:fs';
@@ -107,4 +108,30 @@ describe('nodeFileSystem and exact reads', () => {
     await expect(nodeFileSystem.openRead(path.join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
     expect(dirOf('sub/x')).toBe(path.resolve('sub'));
   });
+
+  it('a loop of metadata calls and small reads (made synchronously) still lets timers and signals run', async () => {
+    const dir = tempDir();
+    const p = path.join(dir, 'f.bin');
+    writeFileSync(p, new Uint8Array(4096));
+    const f = await nodeFileSystem.openRead(p);
+    let fired = false;
+    const t0 = Date.now();
+    setTimeout(() => { fired = true; }, 1);
+    const buf = new Uint8Array(512);
+    let calls = 0;
+    try {
+      // Without the event loop's turns this loop would never see the timer fire.
+      while (!fired && Date.now() - t0 < 5000) {
+        await f.read(buf, 0, 512, (calls % 8) * 512);
+        await nodeFileSystem.stat(p);
+        calls++;
+      }
+    } finally {
+      await f.close();
+    }
+    expect(fired).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(calls).toBeGreaterThan(0);
+  });
 });
+
