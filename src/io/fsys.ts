@@ -25,13 +25,16 @@ function call<T = void>(f: (cb: (err: NodeJS.ErrnoException | null, value: T) =>
 
 /**
  * Metadata calls (stat, realpath, open for reading, fstat, a read-only
- * close, reads of at most SMALL_READ bytes) are made synchronously, inside
- * the promise-returning methods (a failure is still a rejection). Each
- * asynchronous call is a round trip to libuv's thread pool, 100-300 us on
- * this project's 2-core VMs, against 5-20 us for the call itself when the
- * metadata is cached: `vhdtool info` on a two-disk chain made ~45 such
- * round trips, one after another. Bulk reads, writes, fsync and directory
- * listings stay asynchronous.
+ * close), reads of at most SMALL_READ bytes, and writes are made
+ * synchronously, inside the promise-returning methods (a failure is still a
+ * rejection). Each asynchronous call is a round trip to libuv's thread pool:
+ * two thread wake-ups, 100-300 us on this project's 2-core VMs, against
+ * 5-20 us for a cached metadata call itself. `vhdtool info` on a two-disk
+ * chain made ~45 such round trips one after another; merge waited on ~1,300
+ * writes, one at a time, in its single writer (exec/rewrite.ts), and took
+ * 1.4-1.6 s against 1.2-1.3 s with the writes made here. Bulk reads, fsync
+ * (which the executor runs in the background while it goes on writing) and
+ * directory listings stay asynchronous.
  */
 export const SMALL_READ = 64 * 1024;
 
@@ -68,9 +71,10 @@ class Descriptor {
   }
 
   protected async writeAll(buf: Uint8Array, off: number, len: number, pos: number): Promise<void> {
+    await turn();
     let done = 0;
     while (done < len) {
-      const n = await call<number>((cb) => fs.write(this.fd, buf, off + done, len - done, pos + done, cb));
+      const n = fs.writeSync(this.fd, buf, off + done, len - done, pos + done);
       if (n <= 0) throw Object.assign(new Error('short write'), { code: 'EIO' });
       done += n;
     }
@@ -235,9 +239,10 @@ class NodeFile extends Descriptor implements RandomAccessFile {
   }
 
   async writev(bufs: Uint8Array[], pos: number): Promise<void> {
+    await turn();
     let total = 0;
     for (const b of bufs) total += b.length;
-    const written = await call<number>((cb) => fs.writev(this.fd, bufs, pos, cb));
+    const written = fs.writevSync(this.fd, bufs, pos);
     if (written === total) return;
     // Short vectored write: finish buffer by buffer.
     let skip = written;
