@@ -52,6 +52,23 @@ function fail(what: string, temp: string): never {
   throw new VhdToolError('VERIFY_FAILED', `output did not verify (${what}); nothing was replaced`, temp);
 }
 
+/** A unit of the output to compare with its source: `sectors` at byte `at` of the file, against `runs` (unit-relative). */
+interface Check {
+  at: number;
+  sectors: number;
+  runs: number[];
+}
+
+/**
+ * Units compared per task: each task is a hand-off to a worker thread and a
+ * message back (100-300 us of wake-ups on a 2-core VM, and the task's files
+ * opened and closed again); merge's ~620 blocks were as many tasks. Measured
+ * on the benchmark's merge (8 interleaved runs each, primed): 1 per task
+ * 1.39 s, 4 1.34 s, 8 1.29 s (qemu-img convert + sync 1.31 s); profiled,
+ * the main thread's idle time fell from 0.49-0.54 s to 0.38-0.39 s.
+ */
+const CHECKS_PER_TASK = 8;
+
 /** Step 3: compares written blocks with their source, in the workers, while writing goes on. */
 export class ContentVerifier {
   private readonly files: string[];
@@ -59,7 +76,7 @@ export class ContentVerifier {
   private readonly limit: number;
   private readonly inflight: Array<{ p: Promise<DiffResult>; what: (offset: number) => string }> = [];
   /** Checks waiting until the file extends past their end (a block may end in a hole not yet covered). */
-  private readonly pending: Array<{ at: number; sectors: number; runs: number[] }> = [];
+  private readonly pending: Check[] = [];
   private extent = 0;
 
   constructor(private readonly temp: string, private readonly runner: TaskRunner, private readonly spec: RewriteSpec,
@@ -114,9 +131,13 @@ export class ContentVerifier {
    */
   async written(end: number): Promise<void> {
     this.extent = Math.max(this.extent, end);
-    while (this.pending.length && this.pending[0].at + this.pending[0].sectors * SECTOR <= this.extent) {
-      const c = this.pending.shift()!;
-      await this.queue(c.at, c.sectors, c.runs);
+    const ready = (c: Check) => c.at + c.sectors * SECTOR <= this.extent;
+    for (;;) {
+      let n = 0;
+      while (n < this.pending.length && n < CHECKS_PER_TASK && ready(this.pending[n])) n++;
+      // A group is sent when full; what is left goes at the end (finish: the whole file is written).
+      if (n === 0 || (n < CHECKS_PER_TASK && end !== Infinity)) return;
+      await this.queue(this.pending.splice(0, n));
     }
   }
 
@@ -144,8 +165,23 @@ export class ContentVerifier {
     await this.queueDiff(sectors, a, b, (off) => `sector ${first + Math.floor(off / SECTOR)} was dropped as equal to the parent, but differs from it`);
   }
 
-  private async queue(outOffset: number, sectors: number, expectRuns: number[]): Promise<void> {
-    await this.queueDiff(sectors, [0, sectors, this.outIndex, outOffset], expectRuns, (off) => `data at output offset ${outOffset + off} differs from the source`);
+  /** One comparison for several checks, laid end to end (their output ranges need not be adjacent). */
+  private async queue(checks: Check[]): Promise<void> {
+    const a: number[] = [];
+    const b: number[] = [];
+    const bases: number[] = [];
+    let base = 0;
+    for (const c of checks) {
+      bases.push(base);
+      a.push(base, c.sectors, this.outIndex, c.at);
+      for (let i = 0; i < c.runs.length; i += 4) b.push(c.runs[i] + base, c.runs[i + 1], c.runs[i + 2], c.runs[i + 3]);
+      base += c.sectors;
+    }
+    await this.queueDiff(base, a, b, (off) => {
+      let k = bases.length - 1;
+      while (bases[k] * SECTOR > off) k--;
+      return `data at output offset ${checks[k].at + off - bases[k] * SECTOR} differs from the source`;
+    });
   }
 
   private async queueDiff(sectors: number, a: number[], b: number[], what: (offset: number) => string): Promise<void> {
