@@ -52,13 +52,16 @@ function failed(fd: Fd, e: unknown): void {
   process.exit((e as NodeJS.ErrnoException).code === 'EPIPE' ? EXIT_PIPE : ErrorCodes.WRITE_FAILED);
 }
 
-function toStream(fd: Fd, data: Buffer): void {
+/** Node's stream for `fd`, with the same failure handling as writeText's (installed once). */
+function guarded(fd: Fd): NodeJS.WriteStream {
   const s = nodeStream(fd);
-  if (!streamed.has(fd)) {
-    streamed.add(fd);
-    if (s.listenerCount('error') === 0) s.on('error', (e) => failed(fd, e));
-  }
-  s.write(data);
+  if (s.listenerCount('error') === 0) s.on('error', (e) => failed(fd, e));
+  return s;
+}
+
+function toStream(fd: Fd, data: Buffer): void {
+  streamed.add(fd);
+  guarded(fd).write(data);
 }
 
 /** Writes `text` to standard output (1) or standard error (2). */
@@ -94,15 +97,10 @@ export function isTerminal(fd: Fd): boolean {
 
 /** Standard output as Node's stream, for cat's bytes; a failing write stops the process as writeText's does. */
 export function stdoutStream(): NodeJS.WriteStream {
-  const s = process.stdout;
-  if (s.listenerCount('error') === 0) s.on('error', (e) => failed(1, e));
-  return s;
+  return guarded(1);
 }
 
 /** Standard error's stream, when it is a terminal (for the spinner, which draws there); null otherwise. */
 export function stderrTerminal(): NodeJS.WriteStream | null {
-  if (!isTerminal(2)) return null;
-  const s = process.stderr;
-  if (s.listenerCount('error') === 0) s.on('error', () => undefined);
-  return s;
+  return isTerminal(2) ? guarded(2) : null;
 }

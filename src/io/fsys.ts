@@ -99,11 +99,9 @@ class Descriptor {
 
   /** A file opened for writing closes asynchronously: on some file systems (NFS) close flushes. */
   async close(): Promise<void> {
-    if (this.readOnly) {
-      await turn();
-      fs.closeSync(this.fd);
-    }
-    else await call((cb) => fs.close(this.fd, cb));
+    if (!this.readOnly) return call((cb) => fs.close(this.fd, cb));
+    await turn();
+    fs.closeSync(this.fd);
   }
 }
 
